@@ -1,0 +1,268 @@
+//! Domain records kept in the key-value store, and the names they are kept under.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Current time, UTC.
+pub fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+/// A new time-ordered id (UUID v7): ids sort in creation order.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything, including other users' listings.
+    Admin,
+    /// Own resources only.
+    User,
+}
+
+/// A registered account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    /// Stable id.
+    pub id: String,
+    /// Unique login name.
+    pub username: String,
+    /// Argon2id PHC string; never leaves the API.
+    pub password_hash: String,
+    /// Admin or user.
+    pub role: Role,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// How a function runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// A wasm module or component run in-process by Wasmtime.
+    Wasm,
+    /// An OCI image run by the Docker engine.
+    Docker,
+}
+
+/// When the Docker executor pulls a function's image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum PullPolicy {
+    /// Pull only when the image is not present locally.
+    #[default]
+    IfNotPresent,
+    /// Pull before every execution.
+    Always,
+    /// Never pull; the image must be present.
+    Never,
+}
+
+/// A deployed function.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Function {
+    /// Stable id.
+    pub id: String,
+    /// Owner's user id.
+    pub owner_id: String,
+    /// Name given by the owner.
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// `wasm` or `docker`.
+    pub runtime: RuntimeKind,
+    /// Image reference (docker functions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+    /// Pull policy (docker functions); the operator's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<PullPolicy>,
+    /// SHA-256 of the module bytes (wasm functions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_sha256: Option<String>,
+    /// Module size in bytes (wasm functions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_size: Option<u64>,
+    /// Hard timeout of one execution.
+    pub timeout_secs: u64,
+    /// Memory limit of one execution.
+    pub memory_mb: u64,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: OffsetDateTime,
+}
+
+/// Where an execution is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionStatus {
+    /// Accepted, waiting in the queue.
+    Pending,
+    /// A worker runs it.
+    Running,
+    /// Exited 0 without an `error` key.
+    Completed,
+    /// The guest failed, or it could not be run.
+    Failed,
+    /// Ran past its timeout and was killed.
+    TimedOut,
+    /// Cancelled by its owner.
+    Cancelled,
+}
+
+impl ExecutionStatus {
+    /// True for the states an execution never leaves.
+    pub fn is_final(self) -> bool {
+        !matches!(self, ExecutionStatus::Pending | ExecutionStatus::Running)
+    }
+
+    /// The wire name (`timed_out`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Pending => "pending",
+            ExecutionStatus::Running => "running",
+            ExecutionStatus::Completed => "completed",
+            ExecutionStatus::Failed => "failed",
+            ExecutionStatus::TimedOut => "timed_out",
+            ExecutionStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+}
+
+/// One run of a function, as CONTRACT.md §2 describes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Execution {
+    /// Stable id (also the queue message id).
+    pub id: String,
+    /// The function run.
+    pub function_id: String,
+    /// Owner's user id.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub owner_id: String,
+    /// Life-cycle state.
+    pub status: ExecutionStatus,
+    /// The input JSON text given to the function.
+    pub input: String,
+    /// Captured stdout.
+    pub output: Option<String>,
+    /// stdout parsed as JSON, when it is JSON.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub result: Option<serde_json::Value>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The guest's exit code.
+    pub exit_code: Option<i32>,
+    /// Captured stderr.
+    pub logs: Option<String>,
+    /// Delivery attempt that produced this record (1-based; 0 while pending).
+    pub attempt: u32,
+    /// Submission time.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: OffsetDateTime,
+    /// When the last attempt started.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub started_at: Option<OffsetDateTime>,
+    /// When it reached a final state.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub completed_at: Option<OffsetDateTime>,
+    /// Run time of the last attempt in milliseconds.
+    pub duration_ms: Option<u64>,
+}
+
+impl Execution {
+    /// A fresh `pending` execution.
+    pub fn pending(function: &Function, input: String) -> Self {
+        Execution {
+            id: new_id(),
+            function_id: function.id.clone(),
+            owner_id: function.owner_id.clone(),
+            status: ExecutionStatus::Pending,
+            input,
+            output: None,
+            result: None,
+            error: None,
+            exit_code: None,
+            logs: None,
+            attempt: 0,
+            created_at: now(),
+            started_at: None,
+            completed_at: None,
+            duration_ms: None,
+        }
+    }
+}
+
+/// A per-user secret; the value is sealed with the platform's AEAD key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Secret {
+    /// Stable id.
+    pub id: String,
+    /// Owner's user id.
+    pub owner_id: String,
+    /// Name as given (the env var is its upper-case form).
+    pub name: String,
+    /// Nonce and ciphertext, base64-free raw bytes.
+    pub sealed: Vec<u8>,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last value change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// Metadata of a stored object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ObjectMeta {
+    /// Object name within its bucket.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Content type given at upload.
+    pub content_type: String,
+    /// Hex SHA-256 of the content.
+    pub sha256: String,
+    /// Upload time.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: OffsetDateTime,
+}
+
+/// Checks a user-chosen name (object, secret, function): 1-128 chars of
+/// `[A-Za-z0-9._-]`, not starting with a dot.
+pub fn validate_name(kind: &str, name: &str) -> crate::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::Error::Invalid(format!(
+            "{kind} name must be 1-128 characters of A-Z a-z 0-9 . _ - and not start with a dot"
+        )))
+    }
+}

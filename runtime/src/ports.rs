@@ -1,0 +1,13 @@
+//! The ports (traits) through which the platform reaches its state, its queue, its
+//! object store and its executors. Backends implement them: [`crate::embedded`]
+//! (SQLite + files) and, later, NATS JetStream.
+
+pub mod executor;
+pub mod kv;
+pub mod objects;
+pub mod queue;
+
+pub use executor::{ExecutionRequest, Executor, ObjectGrant, RawOutcome, Termination};
+pub use kv::{Entry, KvStore, Scan};
+pub use objects::{ByteStream, ObjectStore};
+pub use queue::{Delivery, QueueStats, WorkQueue};

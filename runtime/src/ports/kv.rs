@@ -1,0 +1,50 @@
+//! Key-value state with revisions (compare-and-set).
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::Result;
+
+/// A stored value and the revision that wrote it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The value bytes.
+    pub value: Bytes,
+    /// Monotonic revision; an update must name the revision it read.
+    pub revision: u64,
+}
+
+/// Which keys a [`KvStore::scan`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    /// Only keys starting with this.
+    pub prefix: String,
+    /// Only keys strictly after this one (strictly before when `descending`).
+    pub after: Option<String>,
+    /// At most this many (0 = no limit).
+    pub limit: usize,
+    /// Newest (greatest key) first.
+    pub descending: bool,
+}
+
+/// Buckets of keys to values with revision-checked updates.
+///
+/// Keys are `[A-Za-z0-9._=-]` strings; `.` separates index parts.
+#[async_trait]
+pub trait KvStore: Send + Sync + 'static {
+    /// The value under `key`, if any.
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Entry>>;
+    /// Writes `key` only if absent; `Conflict` otherwise.
+    async fn create(&self, bucket: &str, key: &str, value: Bytes) -> Result<u64>;
+    /// Writes `key` only if its revision is still `revision`; `Conflict` otherwise,
+    /// `NotFound` if the key is gone.
+    async fn update(&self, bucket: &str, key: &str, value: Bytes, revision: u64) -> Result<u64>;
+    /// Writes `key` unconditionally.
+    async fn put(&self, bucket: &str, key: &str, value: Bytes) -> Result<u64>;
+    /// Removes `key`; absent keys are fine.
+    async fn delete(&self, bucket: &str, key: &str) -> Result<()>;
+    /// Keys in order with their entries.
+    async fn scan(&self, bucket: &str, scan: Scan) -> Result<Vec<(String, Entry)>>;
+    /// Fails when the store cannot be reached.
+    async fn ping(&self) -> Result<()>;
+}

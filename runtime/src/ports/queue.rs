@@ -1,0 +1,54 @@
+//! A durable work queue with leases (visibility timeouts) and redelivery.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::Result;
+
+/// A message handed to one consumer until it is acked, nacked or its lease expires.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The message id given at enqueue (the execution id).
+    pub id: String,
+    /// The message body.
+    pub payload: Bytes,
+    /// 1 for the first delivery, 2 for the first redelivery, ...
+    pub attempt: u32,
+    /// Identifies this lease; an ack with an expired lease is refused.
+    pub lease: String,
+}
+
+/// Queue depth, for the autoscaler and `/readyz`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Waiting to be delivered (including delayed redeliveries).
+    pub pending: u64,
+    /// Delivered and not yet acked.
+    pub in_flight: u64,
+}
+
+/// At-least-once delivery of messages to competing consumers.
+///
+/// A delivered message stays invisible for the queue's ack wait; [`WorkQueue::extend`]
+/// renews it while work goes on. Without an ack it is delivered again with a
+/// higher `attempt`.
+#[async_trait]
+pub trait WorkQueue: Send + Sync + 'static {
+    /// Adds a message; an id already queued is not added twice.
+    /// `Overloaded` when the queue is full.
+    async fn enqueue(&self, id: &str, payload: Bytes) -> Result<()>;
+    /// Up to `max` messages, waiting up to `wait` for the first.
+    async fn lease(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>>;
+    /// Done: removes the message. `Conflict` if the lease was lost.
+    async fn ack(&self, delivery: &Delivery) -> Result<()>;
+    /// Not done: deliver again after `delay`.
+    async fn nack(&self, delivery: &Delivery, delay: Duration) -> Result<()>;
+    /// Still working: renews the lease. `Conflict` if it was lost.
+    async fn extend(&self, delivery: &Delivery) -> Result<()>;
+    /// How deep the queue is.
+    async fn stats(&self) -> Result<QueueStats>;
+    /// The lease length (ack wait) of this queue.
+    fn ack_wait(&self) -> Duration;
+}
