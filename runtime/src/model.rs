@@ -266,3 +266,11 @@ pub fn validate_name(kind: &str, name: &str) -> crate::Result<()> {
         )))
     }
 }
+
+/// The object-store bucket holding wasm modules, named by their hex SHA-256.
+pub const MODULES_BUCKET: &str = "modules";
+
+/// The object-store bucket of a function's objects.
+pub fn objects_bucket(function_id: &str) -> String {
+    format!("fn-{function_id}")
+}
