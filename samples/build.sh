@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Rebuilds the sample functions. Works from any directory.
+#
+#   samples/build.sh small   C + Rust modules -> samples/wasm/*.wasm (small; committed)
+#   samples/build.sh large   Python + JS components -> samples/build/*.wasm (> 4 MiB; not
+#                            committed), skipped when the hash of their sources, the WIT
+#                            and the tool versions equals the one stored beside the output
+#   samples/build.sh         both
+#
+# Environment:
+#   SAMPLES_TARGET_DIR  cargo target dir of the Rust samples (default samples/target)
+#   FORCE=1             rebuild the large components even when their hash is unchanged
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$HERE")"
+WIT="$ROOT/wit"
+WASM_DIR="$HERE/wasm"
+BUILD_DIR="$HERE/build"
+TARGET_DIR="${SAMPLES_TARGET_DIR:-$HERE/target}"
+
+COMPONENTIZE_PY_VERSION="0.25.1"
+
+log() { printf '[samples] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+have() { command -v "$1" >/dev/null 2>&1; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+size_of() { wc -c <"$1" | tr -d ' '; }
+
+# Installs Debian packages when running as root with apt-get, else says what is missing.
+apt_install() {
+    if [ "$(id -u)" = 0 ] && have apt-get; then
+        log "installing $*"
+        apt-get install -y "$@" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "$@" >/dev/null; }
+    else
+        die "missing: $* (apt-get install -y $*)"
+    fi
+}
+
+# ---------------------------------------------------------------- small: C + Rust
+
+build_c() {
+    if ! have clang || ! have wasm-ld || [ ! -e /usr/lib/wasm32-wasi/libc.a ] ||
+        ! ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1; then
+        apt_install clang lld wasi-libc libclang-rt-14-dev-wasm32
+    fi
+    local t; t="$(now)"
+    clang --target=wasm32-wasi -O2 -Wall -Wextra -Werror -Wl,--strip-all \
+        -o "$WASM_DIR/c-hello.wasm.tmp" "$HERE/c/hello/hello.c"
+    chmod 644 "$WASM_DIR/c-hello.wasm.tmp"
+    mv "$WASM_DIR/c-hello.wasm.tmp" "$WASM_DIR/c-hello.wasm"
+    log "c-hello.wasm: $(size_of "$WASM_DIR/c-hello.wasm") bytes in $(elapsed "$t") s"
+}
+
+ensure_rust_target() {
+    have cargo || die "cargo not found (install Rust with rustup)"
+    if have rustup && ! rustup target list --installed | grep -qx "$1"; then
+        log "adding the Rust target $1"
+        rustup target add "$1" >&2 || return 1
+    fi
+}
+
+# Cargo flags that keep the committed modules reproducible: no machine-specific paths.
+rust_env() {
+    local cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+    local sep=$'\x1f'
+    export CARGO_TARGET_DIR="$TARGET_DIR"
+    export CARGO_ENCODED_RUSTFLAGS="--remap-path-prefix=${cargo_home}=/cargo${sep}--remap-path-prefix=${HERE}=/samples"
+    unset RUSTFLAGS
+}
+
+# build_rust <crate dir> <target> <artifact name> <output name>
+build_rust() {
+    local dir="$HERE/rust/$1" target="$2" artifact="$3" out="$4" t locked=()
+    [ -e "$dir/Cargo.lock" ] && locked=(--locked)
+    t="$(now)"
+    (rust_env && cargo build --quiet --release --target "$target" "${locked[@]}" \
+        --manifest-path "$dir/Cargo.toml")
+    cp "$TARGET_DIR/$target/release/$artifact" "$WASM_DIR/$out.tmp"
+    chmod 644 "$WASM_DIR/$out.tmp"
+    mv "$WASM_DIR/$out.tmp" "$WASM_DIR/$out"
+    log "$out: $(size_of "$WASM_DIR/$out") bytes in $(elapsed "$t") s"
+}
+
+build_small() {
+    mkdir -p "$WASM_DIR"
+    build_c
+    ensure_rust_target wasm32-wasip1 || die "cannot add the Rust target wasm32-wasip1"
+    build_rust hello wasm32-wasip1 rust-hello.wasm rust-hello.wasm
+    build_rust read-object wasm32-wasip1 rust-read-object.wasm rust-read-object.wasm
+    build_rust read-secret wasm32-wasip1 rust-read-secret.wasm rust-read-secret.wasm
+    build_rust summarize wasm32-wasip1 rust-summarize.wasm rust-summarize.wasm
+    if ensure_rust_target wasm32-wasip2; then
+        build_rust hello-component wasm32-wasip2 rust_hello_component.wasm rust-hello-component.wasm
+    else
+        log "warning: no wasm32-wasip2 target; skipping rust-hello-component.wasm"
+    fi
+}
+
+# ---------------------------------------------------------------- large: Python + JS
+
+# Hash of the given files (by path relative to the repo root and content) and extra text.
+inputs_hash() {
+    local extra="$1"; shift
+    {
+        printf '%s\n' "$extra"
+        for f in "$@"; do
+            printf '%s\n' "${f#"$ROOT"/}"
+            sha256sum <"$f"
+        done
+    } | sha256sum | cut -d' ' -f1
+}
+
+wit_files() { find "$WIT" -type f -name '*.wit' | LC_ALL=C sort; }
+
+# up_to_date <output> <hash>: true when output exists and its stored hash matches.
+up_to_date() {
+    [ "${FORCE:-0}" != 1 ] && [ -s "$1" ] && [ -f "$1.sha256" ] && [ "$(cat "$1.sha256")" = "$2" ]
+}
+
+ensure_componentize_py() {
+    if ! have componentize-py || [ "$(componentize-py --version 2>/dev/null | awk '{print $2}')" != "$COMPONENTIZE_PY_VERSION" ]; then
+        log "installing componentize-py $COMPONENTIZE_PY_VERSION"
+        python3 -m pip install --quiet "componentize-py==$COMPONENTIZE_PY_VERSION" >&2
+        hash -r
+    fi
+}
+
+build_python() {
+    local src="$HERE/python/hello" out="$BUILD_DIR/python-hello.wasm" h t
+    local files=() wit=()
+    mapfile -t wit < <(wit_files)
+    files=("$src/app.py" "${wit[@]}")
+    h="$(inputs_hash "python-hello recipe 1; componentize-py $COMPONENTIZE_PY_VERSION" "${files[@]}")"
+    if up_to_date "$out" "$h"; then
+        log "python-hello.wasm: up to date ($(size_of "$out") bytes)"
+        return
+    fi
+    ensure_componentize_py
+    t="$(now)"
+    rm -f "$out.sha256"
+    (cd "$src" && componentize-py -d "$WIT" -w function componentize -p "$src" app -o "$out.tmp" >&2)
+    rm -rf "$src/__pycache__"
+    mv "$out.tmp" "$out"
+    printf '%s\n' "$h" >"$out.sha256"
+    log "python-hello.wasm: $(size_of "$out") bytes in $(elapsed "$t") s"
+}
+
+build_js() {
+    local src="$HERE/js/hello" out="$BUILD_DIR/js-hello.wasm" h t
+    have node && have npm || apt_install nodejs npm
+    local files=()
+    mapfile -t files < <(wit_files)
+    files+=("$src/hello.js" "$src/build.mjs" "$src/package.json")
+    [ -e "$src/package-lock.json" ] && files+=("$src/package-lock.json")
+    h="$(inputs_hash "js-hello recipe 1; node $(node --version)" "${files[@]}")"
+    if up_to_date "$out" "$h"; then
+        log "js-hello.wasm: up to date ($(size_of "$out") bytes)"
+        return
+    fi
+    if [ ! -d "$src/node_modules/@bytecodealliance/componentize-js" ] ||
+        [ "$src/package.json" -nt "$src/node_modules/.package-lock.json" ]; then
+        log "installing npm packages in samples/js/hello"
+        if [ -e "$src/package-lock.json" ]; then
+            (cd "$src" && npm ci --no-audit --no-fund >&2)
+        else
+            (cd "$src" && npm install --no-audit --no-fund >&2)
+        fi
+    fi
+    t="$(now)"
+    rm -f "$out.sha256"
+    (cd "$src" && node build.mjs "$out.tmp" >&2)
+    mv "$out.tmp" "$out"
+    printf '%s\n' "$h" >"$out.sha256"
+    log "js-hello.wasm: $(size_of "$out") bytes in $(elapsed "$t") s"
+}
+
+build_large() {
+    mkdir -p "$BUILD_DIR"
+    build_python
+    build_js
+}
+
+case "${1:-all}" in
+    small) build_small ;;
+    large) build_large ;;
+    all | "") build_small; build_large ;;
+    -h | --help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
+    *) die "unknown argument '$1' (use small, large, or nothing for both)" ;;
+esac
