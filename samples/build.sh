@@ -45,12 +45,15 @@ build_c() {
         ! ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1; then
         apt_install clang lld wasi-libc libclang-rt-14-dev-wasm32
     fi
-    local t; t="$(now)"
-    clang --target=wasm32-wasi -O2 -Wall -Wextra -Werror -Wl,--strip-all \
-        -o "$WASM_DIR/c-hello.wasm.tmp" "$HERE/c/hello/hello.c"
-    chmod 644 "$WASM_DIR/c-hello.wasm.tmp"
-    mv "$WASM_DIR/c-hello.wasm.tmp" "$WASM_DIR/c-hello.wasm"
-    log "c-hello.wasm: $(size_of "$WASM_DIR/c-hello.wasm") bytes in $(elapsed "$t") s"
+    local name t
+    for name in hello spin; do
+        t="$(now)"
+        clang --target=wasm32-wasi -O2 -Wall -Wextra -Werror -Wl,--strip-all \
+            -o "$WASM_DIR/c-$name.wasm.tmp" "$HERE/c/$name/$name.c"
+        chmod 644 "$WASM_DIR/c-$name.wasm.tmp"
+        mv "$WASM_DIR/c-$name.wasm.tmp" "$WASM_DIR/c-$name.wasm"
+        log "c-$name.wasm: $(size_of "$WASM_DIR/c-$name.wasm") bytes in $(elapsed "$t") s"
+    done
 }
 
 ensure_rust_target() {
