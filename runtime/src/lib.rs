@@ -3,12 +3,24 @@
 //! - [`model`]: domain records (users, functions, executions, secrets, objects);
 //! - [`ports`]: the traits backends implement (key-value state, work queue, object
 //!   store, executor);
+//! - [`embedded`]: the default backend of every storage port (SQLite + files);
+//! - [`store`]: typed repositories over the key-value port;
+//! - [`worker`]: leases executions and runs them through executors;
 //! - [`outcome`]: the one mapping from what an executor saw to an execution's status;
+//! - [`input`]: what the platform reads of an execution's input;
+//! - [`sealing`]: encryption of secrets at rest;
+//! - [`conformance`]: the test suites every backend of a port must pass;
 //! - [`error`]: the typed error every port returns.
 
+pub mod conformance;
+pub mod embedded;
 pub mod error;
+pub mod input;
 pub mod model;
 pub mod outcome;
 pub mod ports;
+pub mod sealing;
+pub mod store;
+pub mod worker;
 
 pub use error::{Error, Result};

@@ -158,14 +158,20 @@ mod tests {
 
     #[test]
     fn error_key_fails_with_its_message() {
-        let f = classify(&raw(Termination::Exited(0), "{\"error\":\"boom\"}", ""), LIMITS);
+        let f = classify(
+            &raw(Termination::Exited(0), "{\"error\":\"boom\"}", ""),
+            LIMITS,
+        );
         assert_eq!(f.status, ExecutionStatus::Failed);
         assert_eq!(f.error.as_deref(), Some("boom"));
     }
 
     #[test]
     fn nonzero_exit_uses_stderr_tail_then_code() {
-        let f = classify(&raw(Termination::Exited(3), "", "a\nlast words\n\n"), LIMITS);
+        let f = classify(
+            &raw(Termination::Exited(3), "", "a\nlast words\n\n"),
+            LIMITS,
+        );
         assert_eq!(f.status, ExecutionStatus::Failed);
         assert_eq!(f.error.as_deref(), Some("last words"));
         assert_eq!(f.exit_code, Some(3));
@@ -179,7 +185,10 @@ mod tests {
         assert_eq!(f.status, ExecutionStatus::TimedOut);
         let f = classify(&raw(Termination::MemoryExceeded, "", ""), LIMITS);
         assert!(f.error.unwrap().contains("memory limit"));
-        let f = classify(&raw(Termination::Trap("unreachable".into()), "", ""), LIMITS);
+        let f = classify(
+            &raw(Termination::Trap("unreachable".into()), "", ""),
+            LIMITS,
+        );
         assert_eq!(f.status, ExecutionStatus::Failed);
         let mut r = raw(Termination::Exited(0), "0123456789", "");
         r.stdout_overflow = true;

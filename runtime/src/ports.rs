@@ -9,5 +9,5 @@ pub mod queue;
 
 pub use executor::{ExecutionRequest, Executor, ObjectGrant, RawOutcome, Termination};
 pub use kv::{Entry, KvStore, Scan};
-pub use objects::{ByteStream, ObjectStore};
+pub use objects::{BodyStream, ByteStream, ObjectStore};
 pub use queue::{Delivery, QueueStats, WorkQueue};

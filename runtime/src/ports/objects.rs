@@ -9,8 +9,11 @@ use futures::stream::BoxStream;
 use crate::Result;
 use crate::model::ObjectMeta;
 
-/// A stream of body chunks.
+/// A stream of body chunks (what `get` returns).
 pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+/// A stream of body chunks borrowed from a request (what `put` takes).
+pub type BodyStream<'a> = BoxStream<'a, std::io::Result<Bytes>>;
 
 /// Buckets of named objects, written and read as streams.
 #[async_trait]
@@ -22,7 +25,7 @@ pub trait ObjectStore: Send + Sync + 'static {
         bucket: &str,
         name: &str,
         content_type: &str,
-        body: ByteStream,
+        body: BodyStream<'_>,
         max_size: u64,
     ) -> Result<ObjectMeta>;
     /// The object's metadata and content.

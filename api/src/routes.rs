@@ -1,0 +1,90 @@
+//! The router: every route of CONTRACT.md §3, one module per resource.
+
+pub mod auth;
+pub mod executions;
+pub mod functions;
+pub mod health;
+pub mod objects;
+pub mod secrets;
+pub mod users;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use time::OffsetDateTime;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// RFC 3339 text of a time.
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A page size: default 50, 1-200.
+pub(crate) fn page_limit(limit: Option<usize>) -> ApiResult<usize> {
+    match limit.unwrap_or(50) {
+        n @ 1..=200 => Ok(n),
+        _ => Err(ApiError::bad_request(
+            "invalid_query",
+            "limit must be 1-200",
+        )),
+    }
+}
+
+/// All routes with their state.
+pub fn router(state: AppState) -> Router {
+    let json_limit = DefaultBodyLimit::max(state.limits.max_json_bytes);
+    let upload_limit = DefaultBodyLimit::max(state.limits.max_module_bytes + 1024 * 1024);
+    let authed = Router::new()
+        .route("/api/users", get(users::list))
+        .route("/api/users/{id}", get(users::get))
+        .route(
+            "/api/functions",
+            get(functions::list)
+                .post(functions::create)
+                .layer(upload_limit),
+        )
+        .route(
+            "/api/functions/{id}",
+            get(functions::get).delete(functions::delete),
+        )
+        .route(
+            "/api/executions",
+            get(executions::list).post(executions::submit),
+        )
+        .route("/api/executions/{id}", get(executions::get))
+        .route("/api/executions/{id}/cancel", post(executions::cancel))
+        .route("/api/function-objects/{function_id}", get(objects::list))
+        .route(
+            "/api/function-objects/{function_id}/{name}",
+            get(objects::download)
+                .delete(objects::delete)
+                .post(objects::upload)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/api/secrets", get(secrets::list).post(secrets::create))
+        .route(
+            "/api/secrets/{id}",
+            get(secrets::get)
+                .put(secrets::update)
+                .delete(secrets::delete),
+        )
+        .route_layer(from_fn_with_state(state.clone(), crate::auth::require_auth));
+    Router::new()
+        .route("/auth/register", post(auth::register))
+        .route("/auth/login", post(auth::login))
+        .route(
+            "/api/exec-objects/{token}/{function_id}/{name}",
+            get(objects::capability),
+        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/api/openapi.json", get(crate::openapi::serve))
+        .merge(authed)
+        .fallback(crate::error::fallback)
+        .layer(json_limit)
+        .with_state(state)
+}

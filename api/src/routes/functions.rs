@@ -1,0 +1,336 @@
+//! `/api/functions`: deploy (JSON for images, multipart for wasm), list, get, delete.
+
+use axum::Extension;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use bytes::{Bytes, BytesMut};
+use faas_runtime::model::{
+    Function, MODULES_BUCKET, PullPolicy, RuntimeKind, new_id, now, objects_bucket, validate_name,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::users::PageQuery;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::state::AppState;
+
+/// An image function to deploy.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ImageFunction {
+    /// Name (1-128 of `A-Z a-z 0-9 . _ -`).
+    pub name: String,
+    /// OCI image reference.
+    pub image_url: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Timeout in seconds (default 300, capped by the operator).
+    pub timeout_secs: Option<u64>,
+    /// Memory limit in MiB (default 512).
+    pub memory_mb: Option<u64>,
+    /// `if-not-present` (default), `always` or `never`.
+    pub pull_policy: Option<PullPolicy>,
+}
+
+/// The multipart form of a wasm deploy (documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct WasmFunctionForm {
+    /// Name.
+    name: String,
+    /// Free text.
+    description: Option<String>,
+    /// Timeout in seconds.
+    timeout_secs: Option<u64>,
+    /// Memory limit in MiB.
+    memory_mb: Option<u64>,
+    /// The `.wasm` module or component.
+    #[schema(value_type = String, format = Binary)]
+    module: Vec<u8>,
+}
+
+/// `{"functions": [...]}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FunctionList {
+    /// The page, newest first.
+    pub functions: Vec<Function>,
+    /// Cursor of the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Deploys a function: JSON for an image, multipart (`module` file) for wasm.
+#[utoipa::path(post, path = "/api/functions", tag = "functions", security(("bearer" = [])),
+    request_body(content((ImageFunction = "application/json"), (WasmFunctionForm = "multipart/form-data"))),
+    responses((status = 201, body = Function), (status = 400, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let function = if content_type.starts_with("multipart/form-data") {
+        let form = Multipart::from_request(req, &state)
+            .await
+            .map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?;
+        deploy_wasm(&state, &caller, form).await?
+    } else {
+        let ApiJson(body) = ApiJson::<ImageFunction>::from_request(req, &state).await?;
+        deploy_image(&state, &caller, body).await?
+    };
+    tracing::info!(function.id = %function.id, runtime = ?function.runtime, "function deployed");
+    Ok((StatusCode::CREATED, ApiJson(function)))
+}
+
+fn new_function(
+    state: &AppState,
+    caller: &Caller,
+    name: String,
+    description: String,
+    timeout: Option<u64>,
+    memory: Option<u64>,
+    runtime: RuntimeKind,
+) -> ApiResult<Function> {
+    validate_name("function", &name)?;
+    let l = &state.limits;
+    let timeout_secs = timeout.unwrap_or(l.default_timeout_secs);
+    if timeout_secs == 0 || timeout_secs > l.max_timeout_secs {
+        return Err(ApiError::bad_request(
+            "invalid_timeout",
+            format!("timeout_secs must be 1-{}", l.max_timeout_secs),
+        ));
+    }
+    let memory_mb = memory.unwrap_or(l.default_memory_mb);
+    if !(1..=l.max_memory_mb).contains(&memory_mb) {
+        return Err(ApiError::bad_request(
+            "invalid_memory",
+            format!("memory_mb must be 1-{}", l.max_memory_mb),
+        ));
+    }
+    Ok(Function {
+        id: new_id(),
+        owner_id: caller.id.clone(),
+        name,
+        description,
+        runtime,
+        image_url: None,
+        pull_policy: None,
+        module_sha256: None,
+        module_size: None,
+        timeout_secs,
+        memory_mb,
+        created_at: now(),
+    })
+}
+
+async fn deploy_image(
+    state: &AppState,
+    caller: &Caller,
+    body: ImageFunction,
+) -> ApiResult<Function> {
+    let mut f = new_function(
+        state,
+        caller,
+        body.name,
+        body.description,
+        body.timeout_secs,
+        body.memory_mb,
+        RuntimeKind::Docker,
+    )?;
+    validate_image_ref(&body.image_url)?;
+    f.image_url = Some(body.image_url);
+    f.pull_policy = body.pull_policy;
+    if let Some(docker) = state.executors.get(&RuntimeKind::Docker) {
+        docker
+            .prepare(&f, None)
+            .await
+            .map_err(invalid_as("invalid_image"))?;
+    }
+    state.store.create_function(&f).await?;
+    Ok(f)
+}
+
+/// A basic syntax check of an image reference (the Docker executor checks more).
+fn validate_image_ref(r: &str) -> ApiResult<()> {
+    let ok = !r.is_empty()
+        && r.len() <= 512
+        && !r.starts_with(['-', '/', ':', '@'])
+        && r.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"./:_-@".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_image",
+            format!("{r:?} is not a valid image reference"),
+        ))
+    }
+}
+
+fn invalid_as(code: &'static str) -> impl Fn(faas_runtime::Error) -> ApiError {
+    move |e| match e {
+        faas_runtime::Error::Invalid(m) => ApiError::bad_request(code, m),
+        other => other.into(),
+    }
+}
+
+#[derive(Default)]
+struct WasmForm {
+    name: Option<String>,
+    description: String,
+    timeout_secs: Option<u64>,
+    memory_mb: Option<u64>,
+    module: Option<Bytes>,
+}
+
+async fn read_form(state: &AppState, mut form: Multipart) -> ApiResult<WasmForm> {
+    let mut out = WasmForm::default();
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request("malformed_multipart", e.body_text())
+    };
+    while let Some(mut field) = form.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or("").to_string();
+        if name == "module" {
+            let mut buf = BytesMut::new();
+            while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                if buf.len() + chunk.len() > state.limits.max_module_bytes {
+                    return Err(ApiError::too_large(format!(
+                        "module is larger than {} bytes",
+                        state.limits.max_module_bytes
+                    )));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            out.module = Some(buf.freeze());
+            continue;
+        }
+        let text = field.text().await.map_err(bad)?;
+        let number = |t: &str| {
+            t.trim().parse::<u64>().map_err(|_| {
+                ApiError::bad_request("invalid_field", format!("{name} must be a whole number"))
+            })
+        };
+        match name.as_str() {
+            "name" => out.name = Some(text),
+            "description" => out.description = text,
+            "timeout_secs" => out.timeout_secs = Some(number(&text)?),
+            "memory_mb" => out.memory_mb = Some(number(&text)?),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_field",
+                    format!("unknown form field {name:?}"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn deploy_wasm(state: &AppState, caller: &Caller, form: Multipart) -> ApiResult<Function> {
+    let form = read_form(state, form).await?;
+    let name = form
+        .name
+        .ok_or_else(|| ApiError::bad_request("missing_field", "form field `name` is required"))?;
+    let module = form.module.ok_or_else(|| {
+        ApiError::bad_request("missing_field", "file field `module` (.wasm) is required")
+    })?;
+    let mut f = new_function(
+        state,
+        caller,
+        name,
+        form.description,
+        form.timeout_secs,
+        form.memory_mb,
+        RuntimeKind::Wasm,
+    )?;
+    let sha = hex::encode(Sha256::digest(&module));
+    f.module_sha256 = Some(sha.clone());
+    f.module_size = Some(module.len() as u64);
+    let wasm = state.executors.get(&RuntimeKind::Wasm).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "no wasm executor is configured",
+        )
+    })?;
+    wasm.prepare(&f, Some(module.clone()))
+        .await
+        .map_err(invalid_as("invalid_module"))?;
+    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(module) });
+    state
+        .objects
+        .put(
+            MODULES_BUCKET,
+            &sha,
+            "application/wasm",
+            Box::pin(body),
+            u64::MAX,
+        )
+        .await?;
+    state.store.create_function(&f).await?;
+    Ok(f)
+}
+
+/// Lists the caller's functions, newest first.
+#[utoipa::path(get, path = "/api/functions", tag = "functions", params(PageQuery), security(("bearer" = [])),
+    responses((status = 200, body = FunctionList)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<ApiJson<FunctionList>> {
+    let page = state
+        .store
+        .list_functions(&caller.id, q.cursor.as_deref(), super::page_limit(q.limit)?)
+        .await?;
+    Ok(ApiJson(FunctionList {
+        functions: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// The caller's function.
+pub async fn owned(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Function> {
+    state
+        .store
+        .get_function(id, Some(&caller.id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("function"))
+}
+
+/// One of the caller's functions.
+#[utoipa::path(get, path = "/api/functions/{id}", tag = "functions", security(("bearer" = [])),
+    responses((status = 200, body = Function), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<ApiJson<Function>> {
+    Ok(ApiJson(owned(&state, &caller, &id).await?))
+}
+
+/// Deletes a function and its objects. Its executions' records stay.
+#[utoipa::path(delete, path = "/api/functions/{id}", tag = "functions", security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    let f = owned(&state, &caller, &id).await?;
+    state.store.delete_function(&f).await?;
+    state.objects.delete_bucket(&objects_bucket(&f.id)).await?;
+    if let Some(executor) = state.executors.get(&f.runtime) {
+        executor.forget(&f).await;
+    }
+    tracing::info!(function.id = %f.id, "function deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,187 @@
+//! `/api/function-objects/:function_id[/:name]`: streamed upload (multipart `file`
+//! or a raw body), download with the original Content-Type, list, delete; and
+//! `/api/exec-objects/:token/...`, the capability URL a running execution uses.
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use faas_runtime::model::{ObjectMeta, objects_bucket, validate_name};
+use faas_runtime::ports::BodyStream;
+use faas_runtime::store::buckets;
+use faas_runtime::worker::{Grant, grant_key};
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
+use crate::state::AppState;
+
+/// `{"objects": [...]}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ObjectList {
+    /// Objects by name.
+    pub objects: Vec<ObjectMeta>,
+}
+
+/// Multipart slack over the object limit before a Content-Length is refused.
+const MULTIPART_SLACK: u64 = 64 * 1024;
+
+/// Uploads (or replaces) an object, streaming it to the store.
+#[utoipa::path(post, path = "/api/function-objects/{function_id}/{name}", tag = "objects", security(("bearer" = [])),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "raw bytes, or multipart/form-data with a `file` field"),
+    responses((status = 201, body = ObjectMeta), (status = 404, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)))]
+pub async fn upload(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((fid, name)): ApiPath<(String, String)>,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
+    super::functions::owned(&state, &caller, &fid).await?;
+    validate_name("object", &name)?;
+    let max = state.limits.max_object_bytes;
+    let declared = header_u64(req.headers(), CONTENT_LENGTH);
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let bucket = objects_bucket(&fid);
+    let meta = if content_type.starts_with("multipart/form-data") {
+        if declared.is_some_and(|n| n > max + MULTIPART_SLACK) {
+            return Err(too_large(max));
+        }
+        let mut form = Multipart::from_request(req, &state)
+            .await
+            .map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?;
+        let bad = |e: axum::extract::multipart::MultipartError| {
+            ApiError::bad_request("malformed_multipart", e.body_text())
+        };
+        loop {
+            let field = form.next_field().await.map_err(bad)?.ok_or_else(|| {
+                ApiError::bad_request("missing_field", "multipart upload needs a `file` field")
+            })?;
+            if field.name() != Some("file") {
+                continue;
+            }
+            let ct = field
+                .content_type()
+                .unwrap_or("application/octet-stream")
+                .to_string();
+            let body: BodyStream<'_> = field.map_err(std::io::Error::other).boxed();
+            break state.objects.put(&bucket, &name, &ct, body, max).await?;
+        }
+    } else {
+        if declared.is_some_and(|n| n > max) {
+            return Err(too_large(max));
+        }
+        let body: BodyStream<'_> = req
+            .into_body()
+            .into_data_stream()
+            .map_err(std::io::Error::other)
+            .boxed();
+        state
+            .objects
+            .put(&bucket, &name, &content_type, body, max)
+            .await?
+    };
+    tracing::info!(function.id = %fid, object = %name, size = meta.size, "object stored");
+    Ok((StatusCode::CREATED, ApiJson(meta)))
+}
+
+fn header_u64(h: &HeaderMap, name: axum::http::HeaderName) -> Option<u64> {
+    h.get(name)?.to_str().ok()?.parse().ok()
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError::too_large(format!("objects are limited to {max} bytes"))
+}
+
+/// Downloads an object with its original Content-Type.
+#[utoipa::path(get, path = "/api/function-objects/{function_id}/{name}", tag = "objects", security(("bearer" = [])),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn download(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((fid, name)): ApiPath<(String, String)>,
+) -> ApiResult<Response> {
+    super::functions::owned(&state, &caller, &fid).await?;
+    stream_object(&state, &fid, &name).await
+}
+
+async fn stream_object(state: &AppState, fid: &str, name: &str) -> ApiResult<Response> {
+    validate_name("object", name).map_err(|_| ApiError::not_found("object"))?;
+    let (meta, body) = state
+        .objects
+        .get(&objects_bucket(fid), name)
+        .await
+        .map_err(|e| match e {
+            faas_runtime::Error::NotFound(_) => ApiError::not_found("object"),
+            other => other.into(),
+        })?;
+    Response::builder()
+        .header(CONTENT_TYPE, meta.content_type)
+        .header(CONTENT_LENGTH, meta.size)
+        .body(Body::from_stream(body))
+        .map_err(|e| faas_runtime::Error::Internal(e.to_string()).into())
+}
+
+/// Deletes an object.
+#[utoipa::path(delete, path = "/api/function-objects/{function_id}/{name}", tag = "objects", security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((fid, name)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    super::functions::owned(&state, &caller, &fid).await?;
+    validate_name("object", &name).map_err(|_| ApiError::not_found("object"))?;
+    state
+        .objects
+        .delete(&objects_bucket(&fid), &name)
+        .await
+        .map_err(|e| match e {
+            faas_runtime::Error::NotFound(_) => ApiError::not_found("object"),
+            other => other.into(),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lists a function's objects.
+#[utoipa::path(get, path = "/api/function-objects/{function_id}", tag = "objects", security(("bearer" = [])),
+    responses((status = 200, body = ObjectList), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(fid): ApiPath<String>,
+) -> ApiResult<ApiJson<ObjectList>> {
+    super::functions::owned(&state, &caller, &fid).await?;
+    Ok(ApiJson(ObjectList {
+        objects: state.objects.list(&objects_bucket(&fid)).await?,
+    }))
+}
+
+/// Serves an object to a running execution holding a capability token; only the
+/// objects its input named, only until it ends. No other header needed.
+#[utoipa::path(get, path = "/api/exec-objects/{token}/{function_id}/{name}", tag = "objects",
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn capability(
+    State(state): State<AppState>,
+    ApiPath((token, fid, name)): ApiPath<(String, String, String)>,
+) -> ApiResult<Response> {
+    let grant: Option<(Grant, u64)> = state
+        .store
+        .get_json(buckets::GRANTS, &grant_key(&token))
+        .await?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let key = format!("{fid}/{name}");
+    match grant {
+        Some((g, _)) if g.expires_at > now && g.keys.contains(&key) => {
+            stream_object(&state, &fid, &name).await
+        }
+        _ => Err(ApiError::not_found("object")),
+    }
+}

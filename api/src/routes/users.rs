@@ -1,0 +1,93 @@
+//! `GET /api/users` (admin) and `GET /api/users/:id` (self or admin).
+
+use axum::Extension;
+use axum::extract::State;
+use faas_runtime::model::{Role, User};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::state::AppState;
+
+/// A user as the API shows it (never a password or hash).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UserView {
+    /// Id.
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// `admin` or `user`.
+    pub role: Role,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            id: u.id.clone(),
+            username: u.username.clone(),
+            role: u.role,
+            created_at: super::rfc3339(u.created_at),
+        }
+    }
+}
+
+/// `{"users": [...]}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UserList {
+    /// The page.
+    pub users: Vec<UserView>,
+    /// Cursor of the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// `limit` and `cursor`.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct PageQuery {
+    /// Page size (1-200, default 50).
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Lists all users (admin only).
+#[utoipa::path(get, path = "/api/users", tag = "users", params(PageQuery), security(("bearer" = [])),
+    responses((status = 200, body = UserList), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<ApiJson<UserList>> {
+    if !caller.is_admin() {
+        return Err(ApiError::forbidden("listing users needs the admin role"));
+    }
+    let page = state
+        .store
+        .list_users(q.cursor.as_deref(), super::page_limit(q.limit)?)
+        .await?;
+    Ok(ApiJson(UserList {
+        users: page.items.iter().map(UserView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// One user: yourself, or anyone for an admin.
+#[utoipa::path(get, path = "/api/users/{id}", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = UserView), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<ApiJson<UserView>> {
+    if id != caller.id && !caller.is_admin() {
+        return Err(ApiError::not_found("user"));
+    }
+    let (user, _) = state
+        .store
+        .get_user(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(ApiJson(UserView::from(&user)))
+}

@@ -1,0 +1,152 @@
+//! [`Store`]: typed repositories (users, functions, executions, secrets) over any
+//! [`KvStore`]. Records are JSON; secondary indexes are extra keys
+//! (`<owner>.<id>`) so that every backend only needs get/create/update/scan.
+
+mod executions;
+mod records;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::ports::{KvStore, Scan};
+use crate::{Error, Result};
+
+pub use executions::ExecutionFilter;
+
+/// Bucket names.
+pub mod buckets {
+    /// Users by id.
+    pub const USERS: &str = "users";
+    /// Username -> user id (uniqueness).
+    pub const USERNAMES: &str = "usernames";
+    /// Functions by id.
+    pub const FUNCTIONS: &str = "functions";
+    /// `<owner>.<function id>` index.
+    pub const FUNCTIONS_BY_OWNER: &str = "functions_by_owner";
+    /// Executions by id.
+    pub const EXECUTIONS: &str = "executions";
+    /// `<owner>.<execution id>` index.
+    pub const EXECUTIONS_BY_OWNER: &str = "executions_by_owner";
+    /// Ids of executions not yet final (for recovery).
+    pub const EXECUTIONS_ACTIVE: &str = "executions_active";
+    /// Secrets by id.
+    pub const SECRETS: &str = "secrets";
+    /// `<owner>.<name>` -> secret id (uniqueness and lookup by name).
+    pub const SECRET_NAMES: &str = "secret_names";
+    /// Capability grants of running executions, by token hash.
+    pub const GRANTS: &str = "grants";
+    /// Every bucket above.
+    pub const ALL: &[&str] = &[
+        USERS,
+        USERNAMES,
+        FUNCTIONS,
+        FUNCTIONS_BY_OWNER,
+        EXECUTIONS,
+        EXECUTIONS_BY_OWNER,
+        EXECUTIONS_ACTIVE,
+        SECRETS,
+        SECRET_NAMES,
+        GRANTS,
+    ];
+}
+
+/// A page of records and the cursor of the next page.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The records, newest first.
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Typed access to the platform's state.
+#[derive(Clone)]
+pub struct Store {
+    kv: Arc<dyn KvStore>,
+}
+
+impl Store {
+    /// Typed repositories over `kv`.
+    pub fn new(kv: Arc<dyn KvStore>) -> Self {
+        Store { kv }
+    }
+
+    /// The underlying key-value port.
+    pub fn kv(&self) -> &Arc<dyn KvStore> {
+        &self.kv
+    }
+
+    /// Reads and decodes a record with its revision.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(T, u64)>> {
+        match self.kv.get(bucket, key).await? {
+            Some(e) => Ok(Some((serde_json::from_slice(&e.value)?, e.revision))),
+            None => Ok(None),
+        }
+    }
+
+    /// Encodes and creates a record (`Conflict` if present).
+    pub async fn create_json<T: Serialize>(&self, bucket: &str, key: &str, v: &T) -> Result<u64> {
+        self.kv.create(bucket, key, encode(v)?).await
+    }
+
+    /// Encodes and updates a record at `revision`.
+    pub async fn update_json<T: Serialize>(
+        &self,
+        bucket: &str,
+        key: &str,
+        v: &T,
+        revision: u64,
+    ) -> Result<u64> {
+        self.kv.update(bucket, key, encode(v)?, revision).await
+    }
+
+    /// Encodes and writes a record unconditionally.
+    pub async fn put_json<T: Serialize>(&self, bucket: &str, key: &str, v: &T) -> Result<u64> {
+        self.kv.put(bucket, key, encode(v)?).await
+    }
+
+    /// Ids listed in an `<owner>.<id>` index, newest first, after `cursor`.
+    pub(crate) async fn index_page(
+        &self,
+        index: &str,
+        owner: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let prefix = format!("{owner}.");
+        let rows = self
+            .kv
+            .scan(
+                index,
+                Scan {
+                    after: cursor.map(|c| format!("{prefix}{c}")),
+                    prefix: prefix.clone(),
+                    limit,
+                    descending: true,
+                },
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, _)| k.strip_prefix(&prefix).map(str::to_string))
+            .collect())
+    }
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Bytes> {
+    serde_json::to_vec(v)
+        .map(Bytes::from)
+        .map_err(|e| Error::Internal(format!("encode record: {e}")))
+}
+
+/// Index key `<owner>.<id>`.
+pub(crate) fn owner_key(owner: &str, id: &str) -> String {
+    format!("{owner}.{id}")
+}

@@ -1,0 +1,194 @@
+//! Users, functions and secrets.
+
+use bytes::Bytes;
+
+use super::{Page, Store, buckets as b, owner_key};
+use crate::model::{Function, Secret, User};
+use crate::ports::Scan;
+use crate::{Error, Result};
+
+impl Store {
+    /// Creates a user; `Conflict` when the username is taken.
+    pub async fn create_user(&self, user: &User) -> Result<()> {
+        self.kv()
+            .create(b::USERNAMES, &user.username, Bytes::from(user.id.clone()))
+            .await
+            .map_err(|e| match e {
+                Error::Conflict(_) => {
+                    Error::Conflict(format!("username {} is taken", user.username))
+                }
+                other => other,
+            })?;
+        self.create_json(b::USERS, &user.id, user).await?;
+        Ok(())
+    }
+
+    /// A user by id.
+    pub async fn get_user(&self, id: &str) -> Result<Option<(User, u64)>> {
+        self.get_json(b::USERS, id).await
+    }
+
+    /// A user by username.
+    pub async fn find_user(&self, username: &str) -> Result<Option<(User, u64)>> {
+        let Some(entry) = self.kv().get(b::USERNAMES, username).await? else {
+            return Ok(None);
+        };
+        let id = String::from_utf8_lossy(&entry.value).into_owned();
+        self.get_user(&id).await
+    }
+
+    /// Rewrites a user at `revision`.
+    pub async fn update_user(&self, user: &User, revision: u64) -> Result<u64> {
+        self.update_json(b::USERS, &user.id, user, revision).await
+    }
+
+    /// Users in id order after `cursor`.
+    pub async fn list_users(&self, cursor: Option<&str>, limit: usize) -> Result<Page<User>> {
+        let rows = self
+            .kv()
+            .scan(
+                b::USERS,
+                Scan {
+                    after: cursor.map(str::to_string),
+                    limit: limit + 1,
+                    ..Scan::default()
+                },
+            )
+            .await?;
+        let mut items = rows
+            .into_iter()
+            .map(|(_, e)| serde_json::from_slice(&e.value).map_err(Error::from))
+            .collect::<Result<Vec<User>>>()?;
+        Ok(page(&mut items, limit, |u| u.id.clone()))
+    }
+
+    /// Creates a function and its owner index entry.
+    pub async fn create_function(&self, f: &Function) -> Result<()> {
+        self.create_json(b::FUNCTIONS, &f.id, f).await?;
+        self.kv()
+            .put(
+                b::FUNCTIONS_BY_OWNER,
+                &owner_key(&f.owner_id, &f.id),
+                Bytes::new(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A function by id, only if `owner` owns it (`None` = any owner).
+    pub async fn get_function(&self, id: &str, owner: Option<&str>) -> Result<Option<Function>> {
+        let f: Option<(Function, u64)> = self.get_json(b::FUNCTIONS, id).await?;
+        Ok(f.map(|(f, _)| f)
+            .filter(|f| owner.is_none_or(|o| o == f.owner_id)))
+    }
+
+    /// The owner's functions, newest first.
+    pub async fn list_functions(
+        &self,
+        owner: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Function>> {
+        let ids = self
+            .index_page(b::FUNCTIONS_BY_OWNER, owner, cursor, limit + 1)
+            .await?;
+        let mut items = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(f) = self.get_function(&id, Some(owner)).await? {
+                items.push(f);
+            }
+        }
+        Ok(page(&mut items, limit, |f| f.id.clone()))
+    }
+
+    /// Deletes a function record and its index entry.
+    pub async fn delete_function(&self, f: &Function) -> Result<()> {
+        self.kv().delete(b::FUNCTIONS, &f.id).await?;
+        self.kv()
+            .delete(b::FUNCTIONS_BY_OWNER, &owner_key(&f.owner_id, &f.id))
+            .await
+    }
+
+    /// Creates a secret; `Conflict` when the owner already has one of that name.
+    pub async fn create_secret(&self, s: &Secret) -> Result<()> {
+        self.kv()
+            .create(
+                b::SECRET_NAMES,
+                &owner_key(&s.owner_id, &s.name),
+                Bytes::from(s.id.clone()),
+            )
+            .await
+            .map_err(|e| match e {
+                Error::Conflict(_) => Error::Conflict(format!("a secret named {} exists", s.name)),
+                other => other,
+            })?;
+        self.create_json(b::SECRETS, &s.id, s).await?;
+        Ok(())
+    }
+
+    /// A secret by id, only if `owner` owns it.
+    pub async fn get_secret(&self, id: &str, owner: &str) -> Result<Option<(Secret, u64)>> {
+        let s: Option<(Secret, u64)> = self.get_json(b::SECRETS, id).await?;
+        Ok(s.filter(|(s, _)| s.owner_id == owner))
+    }
+
+    /// The owner's secret called `name`.
+    pub async fn find_secret(&self, owner: &str, name: &str) -> Result<Option<Secret>> {
+        let Some(entry) = self
+            .kv()
+            .get(b::SECRET_NAMES, &owner_key(owner, name))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let id = String::from_utf8_lossy(&entry.value).into_owned();
+        Ok(self.get_secret(&id, owner).await?.map(|(s, _)| s))
+    }
+
+    /// Rewrites a secret at `revision`.
+    pub async fn update_secret(&self, s: &Secret, revision: u64) -> Result<u64> {
+        self.update_json(b::SECRETS, &s.id, s, revision).await
+    }
+
+    /// The owner's secrets by name.
+    pub async fn list_secrets(&self, owner: &str) -> Result<Vec<Secret>> {
+        let prefix = format!("{owner}.");
+        let rows = self
+            .kv()
+            .scan(
+                b::SECRET_NAMES,
+                Scan {
+                    prefix,
+                    ..Scan::default()
+                },
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (_, e) in rows {
+            let id = String::from_utf8_lossy(&e.value).into_owned();
+            if let Some((s, _)) = self.get_secret(&id, owner).await? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a secret and its name entry.
+    pub async fn delete_secret(&self, s: &Secret) -> Result<()> {
+        self.kv().delete(b::SECRETS, &s.id).await?;
+        self.kv()
+            .delete(b::SECRET_NAMES, &owner_key(&s.owner_id, &s.name))
+            .await
+    }
+}
+
+/// Trims a `limit + 1` fetch to `limit` and derives the next cursor.
+pub(crate) fn page<T>(items: &mut Vec<T>, limit: usize, id: impl Fn(&T) -> String) -> Page<T> {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next_cursor = if more { items.last().map(&id) } else { None };
+    Page {
+        items: std::mem::take(items),
+        next_cursor,
+    }
+}

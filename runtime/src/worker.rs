@@ -1,0 +1,152 @@
+//! The worker: leases executions from the [`WorkQueue`], prepares their secrets and
+//! objects, runs them through an [`Executor`] and records the outcome with
+//! revision-checked writes, so a stale attempt never overwrites a newer one.
+//!
+//! - [`attempt`]: one delivery from lease to ack;
+//! - [`context`]: secrets, object grants and staging for one attempt.
+
+mod attempt;
+mod context;
+
+pub use context::{Grant, grant_key};
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::RuntimeKind;
+use crate::ports::{Executor, ObjectStore, WorkQueue};
+use crate::sealing::SecretBox;
+use crate::store::Store;
+
+/// Worker settings.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// This worker's id (labels, logs, heartbeats).
+    pub worker_id: String,
+    /// Most executions run at once (`MAX_CONCURRENT_EXECUTIONS`).
+    pub max_concurrent: usize,
+    /// Deliveries after which an execution is failed for good.
+    pub max_attempts: u32,
+    /// Operator cap on any function's timeout.
+    pub max_timeout: Duration,
+    /// stdout cap in bytes.
+    pub stdout_cap: usize,
+    /// stderr cap in bytes.
+    pub stderr_cap: usize,
+    /// Base of `API_BASE_URL` given to functions (the API's object route prefix).
+    pub api_base_url: String,
+    /// Where objects are staged for an execution.
+    pub staging_dir: PathBuf,
+    /// How long in-flight executions may finish after shutdown begins.
+    pub grace: Duration,
+}
+
+/// Everything a worker reaches.
+pub struct Worker {
+    store: Store,
+    queue: Arc<dyn WorkQueue>,
+    objects: Arc<dyn ObjectStore>,
+    executors: HashMap<RuntimeKind, Arc<dyn Executor>>,
+    secrets: SecretBox,
+    config: WorkerConfig,
+}
+
+impl Worker {
+    /// A worker over the given ports.
+    pub fn new(
+        store: Store,
+        queue: Arc<dyn WorkQueue>,
+        objects: Arc<dyn ObjectStore>,
+        executors: Vec<Arc<dyn Executor>>,
+        secrets: SecretBox,
+        config: WorkerConfig,
+    ) -> Arc<Self> {
+        let executors = executors.into_iter().map(|e| (e.kind(), e)).collect();
+        Arc::new(Worker {
+            store,
+            queue,
+            objects,
+            executors,
+            secrets,
+            config,
+        })
+    }
+
+    /// Re-enqueues every execution that is not final (ids already queued are not
+    /// duplicated). Run at start-up: a crash between accepting and queueing loses nothing.
+    pub async fn requeue_unfinished(&self) -> crate::Result<usize> {
+        let ids = self.store.active_executions(0).await?;
+        for id in &ids {
+            self.queue
+                .enqueue(id, bytes::Bytes::from(id.clone()))
+                .await?;
+        }
+        Ok(ids.len())
+    }
+
+    /// Runs until `shutdown` fires, then lets in-flight executions finish within the
+    /// grace period and hands the rest back to the queue.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(self.config.max_concurrent.max(1)));
+        let hard_stop = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        tracing::info!(worker.id = %self.config.worker_id, max_concurrent = self.config.max_concurrent, "worker started");
+        while !shutdown.is_cancelled() {
+            while tasks.try_join_next().is_some() {}
+            let acquired = tokio::select! {
+                p = permits.clone().acquire_owned() => p,
+                _ = shutdown.cancelled() => break,
+            };
+            let Ok(first) = acquired else { break };
+            let mut held = vec![first];
+            while let Ok(p) = permits.clone().try_acquire_owned() {
+                held.push(p);
+            }
+            let leased = tokio::select! {
+                r = self.queue.lease(held.len(), Duration::from_secs(1)) => r,
+                _ = shutdown.cancelled() => break,
+            };
+            let deliveries = match leased {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "queue lease failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            for (delivery, permit) in deliveries.into_iter().zip(held.drain(..)) {
+                let worker = self.clone();
+                let stop = hard_stop.clone();
+                tasks.spawn(async move {
+                    worker.attempt(delivery, stop).await;
+                    drop(permit);
+                });
+            }
+        }
+        self.drain(tasks, hard_stop).await;
+    }
+
+    async fn drain(&self, mut tasks: JoinSet<()>, hard_stop: CancellationToken) {
+        tracing::info!(
+            in_flight = tasks.len(),
+            grace_secs = self.config.grace.as_secs(),
+            "worker draining"
+        );
+        let all_done = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.config.grace, all_done)
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over: handing unfinished executions back to the queue");
+            hard_stop.cancel();
+            while tasks.join_next().await.is_some() {}
+        }
+        tracing::info!("worker stopped");
+    }
+}

@@ -1,0 +1,260 @@
+//! One delivery from lease to ack: claim the execution, run it, record the outcome.
+
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::Worker;
+use super::context::Prepared;
+use crate::model::{Execution, ExecutionStatus, now};
+use crate::outcome::{FinalFields, Limits, classify};
+use crate::ports::{Delivery, ExecutionRequest};
+use crate::{Error, Result};
+
+/// What became of an attempt.
+enum Settled {
+    /// Recorded a final state (or found one): ack.
+    Done,
+    /// An infrastructure fault: deliver again later.
+    Retry(Error),
+    /// Shutdown or lease lost: leave it to the queue.
+    Abandoned,
+}
+
+impl Worker {
+    pub(super) async fn attempt(&self, delivery: Delivery, stop: CancellationToken) {
+        let span = tracing::info_span!("execution", execution.id = %delivery.id, attempt = delivery.attempt, function.id = tracing::field::Empty);
+        async {
+            let settled = match self.try_attempt(&delivery, &stop).await {
+                Ok(s) => s,
+                Err(e) => Settled::Retry(e),
+            };
+            self.settle(&delivery, settled).await;
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn settle(&self, delivery: &Delivery, settled: Settled) {
+        let result = match settled {
+            Settled::Done => self.queue.ack(delivery).await,
+            Settled::Retry(e) => {
+                let delay = backoff(delivery.attempt);
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "attempt failed; will retry");
+                self.queue.nack(delivery, delay).await
+            }
+            Settled::Abandoned => self.queue.nack(delivery, Duration::ZERO).await,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not settle the delivery; the queue will redeliver it");
+        }
+    }
+
+    async fn try_attempt(&self, d: &Delivery, stop: &CancellationToken) -> Result<Settled> {
+        let Some((exec, rev)) = self.store.get_execution(&d.id, None).await? else {
+            tracing::warn!("no record for queued execution; dropping the message");
+            return Ok(Settled::Done);
+        };
+        tracing::Span::current().record("function.id", exec.function_id.as_str());
+        if exec.status.is_final() {
+            return Ok(Settled::Done);
+        }
+        if d.attempt > self.config.max_attempts {
+            let msg = format!(
+                "gave up after {} attempts: {}",
+                self.config.max_attempts,
+                exec.error
+                    .clone()
+                    .unwrap_or_else(|| "the worker kept failing".into())
+            );
+            return self.finish_with_error(exec, rev, d.attempt, &msg).await;
+        }
+        let prepared = match self.prepare(&exec).await {
+            Ok(p) => p,
+            Err(Error::Invalid(msg)) | Err(Error::NotFound(msg)) => {
+                return self.finish_with_error(exec, rev, d.attempt, &msg).await;
+            }
+            Err(e) => return Err(e),
+        };
+        let (exec, rev) = match self.claim(exec, rev, d.attempt).await? {
+            Some(claimed) => claimed,
+            None => return Ok(Settled::Done),
+        };
+        self.run_claimed(d, exec, rev, prepared, stop).await
+    }
+
+    /// Marks the execution `running` for this attempt; `None` if it became final.
+    async fn claim(
+        &self,
+        mut exec: Execution,
+        rev: u64,
+        attempt: u32,
+    ) -> Result<Option<(Execution, u64)>> {
+        exec.status = ExecutionStatus::Running;
+        exec.attempt = attempt;
+        exec.started_at = Some(now());
+        match self.store.update_execution(&exec, rev).await {
+            Ok(rev) => Ok(Some((exec, rev))),
+            Err(Error::Conflict(_)) => {
+                let fresh = self.store.get_execution(&exec.id, None).await?;
+                match fresh {
+                    Some((e, r)) if !e.status.is_final() => {
+                        Box::pin(self.claim(e, r, attempt)).await
+                    }
+                    _ => Ok(None),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn run_claimed(
+        &self,
+        d: &Delivery,
+        exec: Execution,
+        rev: u64,
+        prepared: Prepared,
+        stop: &CancellationToken,
+    ) -> Result<Settled> {
+        let function = prepared.function.clone();
+        let Some(executor) = self.executors.get(&function.runtime).cloned() else {
+            return Err(Error::Unavailable(format!(
+                "no {:?} executor on worker {}",
+                function.runtime, self.config.worker_id
+            )));
+        };
+        let limits = self.limits(&function);
+        let request = self.request(d, &exec, &prepared, limits);
+        let lease_lost = CancellationToken::new();
+        let heartbeat = self.heartbeat(d.clone(), lease_lost.clone());
+        let started = Instant::now();
+        let outcome = tokio::select! {
+            r = executor.execute(request) => Some(r),
+            _ = stop.cancelled() => None,
+            _ = lease_lost.cancelled() => None,
+        };
+        heartbeat.abort();
+        let elapsed = started.elapsed();
+        prepared.cleanup(&self.store).await;
+        let outcome = match outcome {
+            None => return Ok(Settled::Abandoned),
+            Some(Err(e)) if e.is_retryable() => return Ok(Settled::Retry(e)),
+            Some(Err(e)) => {
+                return self
+                    .finish_with_error(exec, rev, d.attempt, &e.to_string())
+                    .await;
+            }
+            Some(Ok(raw)) => raw,
+        };
+        let fields = classify(&outcome, limits);
+        tracing::info!(
+            status = fields.status.as_str(),
+            duration_ms = elapsed.as_millis() as u64,
+            "execution finished"
+        );
+        self.record(exec, rev, fields, elapsed).await
+    }
+
+    fn limits(&self, f: &crate::model::Function) -> Limits {
+        Limits {
+            timeout_secs: f.timeout_secs.min(self.config.max_timeout.as_secs()).max(1),
+            memory_mb: f.memory_mb,
+            stdout_cap: self.config.stdout_cap,
+            stderr_cap: self.config.stderr_cap,
+        }
+    }
+
+    fn request(
+        &self,
+        d: &Delivery,
+        exec: &Execution,
+        p: &Prepared,
+        limits: Limits,
+    ) -> ExecutionRequest {
+        ExecutionRequest {
+            execution_id: exec.id.clone(),
+            attempt: d.attempt,
+            function: p.function.clone(),
+            input: exec.input.clone(),
+            env: p.env.clone(),
+            objects: p.grants.clone(),
+            objects_dir: p.staging.clone(),
+            timeout: Duration::from_secs(limits.timeout_secs),
+            memory_limit: limits.memory_mb * 1024 * 1024,
+            stdout_cap: limits.stdout_cap,
+            stderr_cap: limits.stderr_cap,
+        }
+    }
+
+    /// Renews the lease every third of the ack wait; cancels `lost` if it is gone.
+    fn heartbeat(&self, d: Delivery, lost: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let queue = self.queue.clone();
+        let every = (queue.ack_wait() / 3).max(Duration::from_millis(100));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match queue.extend(&d).await {
+                    Ok(()) => {}
+                    Err(Error::Conflict(_)) => {
+                        tracing::warn!("lease lost: another attempt owns this execution now");
+                        lost.cancel();
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "lease extension failed"),
+                }
+            }
+        })
+    }
+
+    async fn record(
+        &self,
+        mut exec: Execution,
+        rev: u64,
+        f: FinalFields,
+        elapsed: Duration,
+    ) -> Result<Settled> {
+        exec.status = f.status;
+        exec.output = f.output;
+        exec.result = f.result;
+        exec.error = f.error;
+        exec.exit_code = f.exit_code;
+        exec.logs = f.logs;
+        exec.completed_at = Some(now());
+        exec.duration_ms = Some(elapsed.as_millis() as u64);
+        match self.store.update_execution(&exec, rev).await {
+            Ok(_) => Ok(Settled::Done),
+            Err(Error::Conflict(_)) => {
+                tracing::warn!("stale attempt: a newer write won; result discarded");
+                Ok(Settled::Done)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn finish_with_error(
+        &self,
+        mut exec: Execution,
+        rev: u64,
+        attempt: u32,
+        msg: &str,
+    ) -> Result<Settled> {
+        tracing::info!(error = msg, "execution failed before running");
+        exec.attempt = attempt;
+        let fields = FinalFields {
+            status: ExecutionStatus::Failed,
+            output: None,
+            result: None,
+            error: Some(msg.to_string()),
+            exit_code: None,
+            logs: None,
+        };
+        self.record(exec, rev, fields, Duration::ZERO).await
+    }
+}
+
+/// 0.5 s, 1 s, 2 s ... capped at 30 s.
+fn backoff(attempt: u32) -> Duration {
+    let ms = 500u64.saturating_mul(1 << attempt.saturating_sub(1).min(6));
+    Duration::from_millis(ms.min(30_000))
+}
