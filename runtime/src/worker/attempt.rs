@@ -9,7 +9,9 @@ use super::Worker;
 use super::context::Prepared;
 use crate::model::{Execution, ExecutionStatus, now};
 use crate::outcome::{FinalFields, Limits, classify};
-use crate::ports::{Delivery, ExecutionRequest};
+use std::sync::Arc;
+
+use crate::ports::{Delivery, ExecutionRequest, Executor};
 use crate::{Error, Result};
 
 /// What became of an attempt.
@@ -60,48 +62,63 @@ impl Worker {
         if exec.status.is_final() {
             return Ok(Settled::Done);
         }
-        if d.attempt > self.config.max_attempts {
+        if exec.attempt >= self.config.max_attempts {
             let msg = format!(
                 "gave up after {} attempts: {}",
-                self.config.max_attempts,
+                exec.attempt,
                 exec.error
                     .clone()
-                    .unwrap_or_else(|| "the worker kept failing".into())
+                    .unwrap_or_else(|| "every attempt was interrupted".into())
             );
-            return self.finish_with_error(exec, rev, d.attempt, &msg).await;
+            let attempt = exec_attempt(&exec);
+            return self.finish_with_error(exec, rev, attempt, &msg).await;
         }
         let prepared = match self.prepare(&exec).await {
             Ok(p) => p,
             Err(Error::Invalid(msg)) | Err(Error::NotFound(msg)) => {
-                return self.finish_with_error(exec, rev, d.attempt, &msg).await;
+                let attempt = exec_attempt(&exec);
+                return self.finish_with_error(exec, rev, attempt, &msg).await;
             }
             Err(e) => return Err(e),
         };
-        let (exec, rev) = match self.claim(exec, rev, d.attempt).await? {
-            Some(claimed) => claimed,
-            None => return Ok(Settled::Done),
+        let executor = match self.executors.get(&prepared.function.runtime) {
+            Some(e) => e.clone(),
+            None => {
+                prepared.cleanup(&self.store).await;
+                return Err(Error::Unavailable(format!(
+                    "no {:?} executor on worker {}",
+                    prepared.function.runtime, self.config.worker_id
+                )));
+            }
         };
-        self.run_claimed(d, exec, rev, prepared, stop).await
+        if let Err(e) = executor.ready().await {
+            prepared.cleanup(&self.store).await;
+            return Err(e);
+        }
+        let (exec, rev) = match self.claim(exec, rev).await? {
+            Some(claimed) => claimed,
+            None => {
+                prepared.cleanup(&self.store).await;
+                return Ok(Settled::Done);
+            }
+        };
+        self.run_claimed(d, exec, rev, prepared, executor, stop)
+            .await
     }
 
-    /// Marks the execution `running` for this attempt; `None` if it became final.
-    async fn claim(
-        &self,
-        mut exec: Execution,
-        rev: u64,
-        attempt: u32,
-    ) -> Result<Option<(Execution, u64)>> {
+    /// Marks the execution `running` as its next attempt; `None` if it became final.
+    /// Attempts count runs that started, not deliveries: an execution waiting for an
+    /// unavailable executor is retried without using up its attempts.
+    async fn claim(&self, mut exec: Execution, rev: u64) -> Result<Option<(Execution, u64)>> {
         exec.status = ExecutionStatus::Running;
-        exec.attempt = attempt;
+        exec.attempt += 1;
         exec.started_at = Some(now());
         match self.store.update_execution(&exec, rev).await {
             Ok(rev) => Ok(Some((exec, rev))),
             Err(Error::Conflict(_)) => {
                 let fresh = self.store.get_execution(&exec.id, None).await?;
                 match fresh {
-                    Some((e, r)) if !e.status.is_final() => {
-                        Box::pin(self.claim(e, r, attempt)).await
-                    }
+                    Some((e, r)) if !e.status.is_final() => Box::pin(self.claim(e, r)).await,
                     _ => Ok(None),
                 }
             }
@@ -115,17 +132,12 @@ impl Worker {
         exec: Execution,
         rev: u64,
         prepared: Prepared,
+        executor: Arc<dyn Executor>,
         stop: &CancellationToken,
     ) -> Result<Settled> {
         let function = prepared.function.clone();
-        let Some(executor) = self.executors.get(&function.runtime).cloned() else {
-            return Err(Error::Unavailable(format!(
-                "no {:?} executor on worker {}",
-                function.runtime, self.config.worker_id
-            )));
-        };
         let limits = self.limits(&function);
-        let request = self.request(d, &exec, &prepared, limits);
+        let request = self.request(&exec, &prepared, limits);
         let lease_lost = CancellationToken::new();
         let heartbeat = self.heartbeat(d.clone(), lease_lost.clone());
         let started = Instant::now();
@@ -142,7 +154,7 @@ impl Worker {
             Some(Err(e)) if e.is_retryable() => return Ok(Settled::Retry(e)),
             Some(Err(e)) => {
                 return self
-                    .finish_with_error(exec, rev, d.attempt, &e.to_string())
+                    .finish_with_error(exec.clone(), rev, exec.attempt, &e.to_string())
                     .await;
             }
             Some(Ok(raw)) => raw,
@@ -165,16 +177,10 @@ impl Worker {
         }
     }
 
-    fn request(
-        &self,
-        d: &Delivery,
-        exec: &Execution,
-        p: &Prepared,
-        limits: Limits,
-    ) -> ExecutionRequest {
+    fn request(&self, exec: &Execution, p: &Prepared, limits: Limits) -> ExecutionRequest {
         ExecutionRequest {
             execution_id: exec.id.clone(),
-            attempt: d.attempt,
+            attempt: exec.attempt,
             function: p.function.clone(),
             input: exec.input.clone(),
             env: p.env.clone(),
@@ -251,6 +257,11 @@ impl Worker {
         };
         self.record(exec, rev, fields, Duration::ZERO).await
     }
+}
+
+/// The attempt a record shows when it fails before running (at least 1).
+fn exec_attempt(e: &Execution) -> u32 {
+    e.attempt.max(1)
 }
 
 /// 0.5 s, 1 s, 2 s ... capped at 30 s.
