@@ -1,5 +1,6 @@
 //! `faas-runtime`: the core of the FaaS platform, free of HTTP, Wasmtime and Docker.
 //!
+//! - [`autoscaler`]: scaling decisions and the loop that applies them;
 //! - [`model`]: domain records (users, functions, executions, secrets, objects);
 //! - [`ports`]: the traits backends implement (key-value state, work queue, object
 //!   store, executor);
@@ -12,6 +13,7 @@
 //! - [`conformance`]: the test suites every backend of a port must pass;
 //! - [`error`]: the typed error every port returns.
 
+pub mod autoscaler;
 pub mod conformance;
 pub mod embedded;
 pub mod error;
