@@ -1,0 +1,151 @@
+//! The Wasmtime executor: runs WASI preview1 command modules, `wasi:cli/command`
+//! components and `faas:function` components in-process, under the function
+//! contract (CONTRACT.md §1), fenced and fast.
+//!
+//! Modules:
+//! - `engine`: the one `Engine` (pooling allocator, copy-on-write
+//!   memory images, epoch interruption, no multi-memory) and the process's one
+//!   epoch ticker;
+//! - `artifacts`: validation and compilation at deploy time, the disk and memory
+//!   caches; `link`: the linkers and the `InstancePre` per module;
+//! - `sandbox`: argv/env/stdin, `/tmp`, `/objects`, no network; `pipe`: capped
+//!   stdout/stderr; `limits`: the memory limiter; `run`: one execution;
+//! - `bindings` (the `bindgen!` output of `wit/function.wit`) and `objects` (its
+//!   `objects` import); `state`: what a store holds.
+//!
+//! # Why async (and not `spawn_blocking` with the sync API)
+//!
+//! Guests run through `call_async` on a fiber, on the tokio worker that polls the
+//! execution. The epoch callback returns `UpdateDeadline::Yield` every tick (10 ms),
+//! so a compute-bound guest gives its thread back to tokio at least every tick and
+//! never starves other executions or the worker's I/O. WASI preview2 is implemented
+//! natively async in `wasmtime-wasi`, so host calls (clocks, stdin, files) await
+//! instead of parking a thread; the sync API would need one blocked OS thread per
+//! running execution and `block_on` inside every WASI call. Cancellation is simple:
+//! dropping the call future drops the fiber and the store -- which is how the
+//! wall-clock bound (`tokio::time::sleep_until` raced against the call) stops a
+//! guest that is stuck inside a host call, where no epoch check can run. The epoch
+//! callback itself also interrupts the guest past its deadline, so the two fences
+//! back each other up. Fiber stacks come from the pooling allocator like memories.
+
+mod artifacts;
+mod bindings;
+mod engine;
+mod limits;
+mod link;
+mod objects;
+mod pipe;
+mod run;
+mod sandbox;
+mod state;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use faas_runtime::model::{Function, RuntimeKind};
+use faas_runtime::ports::{ExecutionRequest, Executor, ObjectStore, RawOutcome};
+use faas_runtime::{Error, Result};
+use wasmtime::Engine;
+use wasmtime_wasi::p2::bindings::CommandPre;
+
+use self::artifacts::Artifacts;
+use self::bindings::FunctionPre;
+use self::link::Linkers;
+use self::state::{ComponentState, ModuleState};
+
+/// Operator settings of the Wasmtime executor.
+#[derive(Debug, Clone)]
+pub struct WasmtimeConfig {
+    /// Directory of compiled artifacts (`<sha256>-<engine hash>.cwasm`). Artifacts
+    /// are loaded as native code: this directory must be writable by the platform
+    /// alone.
+    pub cache_dir: PathBuf,
+    /// Size of the instance pool: at least the number of concurrent executions.
+    pub max_instances: u32,
+    /// Largest linear memory any function may have, in MiB (the pool's slot size);
+    /// caps every function's own memory limit.
+    pub max_memory_mb: u64,
+    /// Bytes a guest may keep in its private `/tmp`.
+    pub tmp_cap_bytes: u64,
+}
+
+/// A module linked and ready to instantiate.
+pub(crate) enum Prepared {
+    /// A WASI preview1 command module.
+    Module(wasmtime::InstancePre<ModuleState>),
+    /// A `wasi:cli/command` component.
+    Command(CommandPre<ComponentState>),
+    /// A `faas:function` component.
+    Function(FunctionPre<ComponentState>),
+}
+
+/// What every execution shares.
+pub(crate) struct Shared {
+    pub(crate) engine: Engine,
+    pub(crate) config: WasmtimeConfig,
+}
+
+/// Runs wasm functions in-process with Wasmtime. Build one per process.
+pub struct WasmtimeExecutor {
+    shared: Arc<Shared>,
+    artifacts: Artifacts,
+}
+
+impl WasmtimeExecutor {
+    /// Builds the engine and linkers; `modules` holds module bytes (bucket
+    /// [`faas_runtime::model::MODULES_BUCKET`], named by their sha256) for
+    /// recompiling what the disk cache lacks.
+    pub fn new(config: WasmtimeConfig, modules: Arc<dyn ObjectStore>) -> Result<Self> {
+        let engine = engine::build(&config)?;
+        let linkers = Linkers::new(&engine)?;
+        let artifacts = Artifacts::new(engine.clone(), linkers, config.cache_dir.clone(), modules)?;
+        Ok(WasmtimeExecutor {
+            shared: Arc::new(Shared { engine, config }),
+            artifacts,
+        })
+    }
+
+    /// Modules compiled by this executor so far (cache hits are not counted).
+    pub fn compilations(&self) -> u64 {
+        self.artifacts.compilations()
+    }
+
+    /// The engine, for benchmarks that compare against bare Wasmtime.
+    pub fn engine(&self) -> &Engine {
+        &self.shared.engine
+    }
+}
+
+fn module_sha256(function: &Function) -> Result<&str> {
+    match (function.runtime, function.module_sha256.as_deref()) {
+        (RuntimeKind::Wasm, Some(sha)) => Ok(sha),
+        (RuntimeKind::Wasm, None) => Err(Error::Invalid("wasm function without a module".into())),
+        (RuntimeKind::Docker, _) => Err(Error::Invalid("not a wasm function".into())),
+    }
+}
+
+#[async_trait]
+impl Executor for WasmtimeExecutor {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Wasm
+    }
+
+    async fn prepare(&self, function: &Function, artifact: Option<Bytes>) -> Result<()> {
+        let sha256 = module_sha256(function)?;
+        self.artifacts.get(sha256, artifact).await.map(drop)
+    }
+
+    async fn execute(&self, request: ExecutionRequest) -> Result<RawOutcome> {
+        let sha256 = module_sha256(&request.function)?;
+        let prepared = self.artifacts.get(sha256, None).await?;
+        run::run(&self.shared, &prepared, &request).await
+    }
+
+    async fn forget(&self, function: &Function) {
+        if let Ok(sha256) = module_sha256(function) {
+            self.artifacts.forget(sha256).await;
+        }
+    }
+}

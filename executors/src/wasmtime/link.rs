@@ -1,0 +1,78 @@
+//! The two linkers, built once per engine: WASI preview1 for core modules; WASI
+//! preview2 plus the `faas:function/objects` import for components. Linking a
+//! compiled artifact yields its [`Prepared`] form (an `InstancePre`), or
+//! `Error::Invalid` saying which import or export is wrong.
+
+use faas_runtime::{Error, Result};
+use wasmtime::component::HasSelf;
+use wasmtime::{Engine, ExternType};
+use wasmtime_wasi::p2::bindings::CommandPre;
+
+use super::Prepared;
+use super::artifacts::{Compiled, describe};
+use super::bindings::{FunctionPre, faas};
+use super::state::{ComponentState, ModuleState};
+
+/// Linkers for modules and components.
+pub(crate) struct Linkers {
+    module: wasmtime::Linker<ModuleState>,
+    component: wasmtime::component::Linker<ComponentState>,
+}
+
+impl Linkers {
+    /// Both linkers for `engine`.
+    pub(crate) fn new(engine: &Engine) -> Result<Self> {
+        let broken = |e: wasmtime::Error| {
+            Error::Internal(format!("cannot build the wasm linker: {}", describe(&e)))
+        };
+        let mut module = wasmtime::Linker::new(engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut module, |s: &mut ModuleState| &mut s.wasi)
+            .map_err(broken)?;
+        let mut component = wasmtime::component::Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut component).map_err(broken)?;
+        faas::function::objects::add_to_linker::<_, HasSelf<ComponentState>>(&mut component, |s| s)
+            .map_err(broken)?;
+        Ok(Linkers { module, component })
+    }
+
+    /// Resolves the imports of `compiled` and checks its entry point.
+    pub(crate) fn link(&self, compiled: Compiled) -> Result<Prepared> {
+        let invalid =
+            |what: &str, e: wasmtime::Error| Error::Invalid(format!("{what}: {}", describe(&e)));
+        match compiled {
+            Compiled::Module(module) => {
+                let is_command = matches!(
+                    module.get_export("_start"),
+                    Some(ExternType::Func(f)) if f.params().len() == 0 && f.results().len() == 0
+                );
+                if !is_command {
+                    return Err(Error::Invalid(
+                        "a wasm module must be a WASI preview1 command exporting `_start: func()`"
+                            .into(),
+                    ));
+                }
+                let pre = self
+                    .module
+                    .instantiate_pre(&module)
+                    .map_err(|e| invalid("unsupported imports", e))?;
+                Ok(Prepared::Module(pre))
+            }
+            Compiled::Component(component) => {
+                let pre = self
+                    .component
+                    .instantiate_pre(&component)
+                    .map_err(|e| invalid("unsupported imports", e))?;
+                if let Ok(function) = FunctionPre::new(pre.clone()) {
+                    return Ok(Prepared::Function(function));
+                }
+                CommandPre::new(pre).map(Prepared::Command).map_err(|_| {
+                    Error::Invalid(
+                        "a component must export `handle` (world faas:function/function) \
+                         or `wasi:cli/run` (world wasi:cli/command)"
+                            .into(),
+                    )
+                })
+            }
+        }
+    }
+}
