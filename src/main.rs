@@ -1,1 +1,93 @@
-fn main() {}
+//! The `faas` command: `serve` (API + workers, embedded backend) and `admin`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use faas::config::ServeConfig;
+use faas::platform::{Platform, promote_or_create};
+use tracing_subscriber::EnvFilter;
+
+/// A self-hosted Function-as-a-Service platform.
+#[derive(Parser)]
+#[command(name = "faas", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and a worker pool in one process on the embedded backend.
+    Serve(Box<ServeConfig>),
+    /// Create an admin account, or promote an existing user, in a data directory
+    /// (while no `faas serve` uses it).
+    Admin(AdminArgs),
+}
+
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// Username to create or promote.
+    username: String,
+    /// Password for a new account.
+    #[arg(long, env = "FAAS_ADMIN_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// The data directory of the platform.
+    #[arg(long, env = "FAAS_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            EnvFilter::new("info,tower_http=info,cranelift=warn,wasmtime=warn")
+        }))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    match Cli::parse().command {
+        Command::Serve(config) => serve(*config).await,
+        Command::Admin(args) => admin(args).await,
+    }
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let platform = Platform::start(config).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new work; in-flight executions get the grace period");
+    platform.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+async fn admin(args: AdminArgs) -> anyhow::Result<()> {
+    let db = faas_runtime::embedded::Db::open(&args.data_dir)
+        .context("open the data directory (is `faas serve` running on it?)")?;
+    let store =
+        faas_runtime::store::Store::new(Arc::new(faas_runtime::embedded::EmbeddedKv::new(db)));
+    let limiter = faas_api::auth::LoginLimiter::new(5, Duration::from_secs(60));
+    let auth = faas_api::auth::Auth::new(&[0u8; 32], Duration::from_secs(60), limiter)
+        .map_err(anyhow::Error::msg)?;
+    let password = args.password.unwrap_or_default();
+    promote_or_create(&store, &auth, &args.username, &password).await?;
+    tracing::info!(username = %args.username, "is an admin");
+    Ok(())
+}

@@ -61,7 +61,7 @@ impl ObjectStore for MemStore {
         bucket: &str,
         name: &str,
         _: &str,
-        mut body: ByteStream,
+        mut body: faas_runtime::ports::BodyStream<'_>,
         max: u64,
     ) -> Result<ObjectMeta> {
         let mut all = Vec::new();

@@ -1,0 +1,97 @@
+//! Command-line and environment configuration of every `faas` process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+/// Whether to run container functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DockerMode {
+    /// Use the Docker engine when one answers at start-up.
+    Auto,
+    /// Require a Docker engine (wait and retry when it is down).
+    On,
+    /// Never run container functions.
+    Off,
+}
+
+/// Settings of `faas serve` (API and workers in one process).
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address the API listens on.
+    #[arg(long, env = "SERVER_ADDRESS", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Directory for the database, objects, compiled modules and generated keys.
+    #[arg(long, env = "FAAS_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// HS256 signing key for tokens (>= 32 bytes); generated into the data dir when absent.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// 32-byte key (64 hex chars) sealing secrets at rest; generated into the data dir when absent.
+    #[arg(long, env = "FAAS_SECRETS_KEY", hide_env_values = true)]
+    pub secrets_key: Option<String>,
+    /// Ensure an admin account with this username at start-up (with FAAS_ADMIN_PASSWORD).
+    #[arg(long, env = "FAAS_ADMIN_USERNAME")]
+    pub admin_username: Option<String>,
+    /// Password of the start-up admin account.
+    #[arg(long, env = "FAAS_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// Most executions run at once by this process.
+    #[arg(long, env = "MAX_CONCURRENT_EXECUTIONS", default_value_t = 10)]
+    pub max_concurrent: usize,
+    /// Deliveries after which an execution is failed for good.
+    #[arg(long, env = "FAAS_MAX_ATTEMPTS", default_value_t = 5)]
+    pub max_attempts: u32,
+    /// Seconds a leased execution stays invisible without a heartbeat before redelivery.
+    #[arg(long, env = "FAAS_ACK_WAIT_SECS", default_value_t = 30)]
+    pub ack_wait_secs: u64,
+    /// Most messages the queue holds; submits beyond answer 503.
+    #[arg(long, env = "FAAS_QUEUE_MAX", default_value_t = 100_000)]
+    pub queue_max: u64,
+    /// Default timeout of a function (seconds).
+    #[arg(long, env = "FAAS_DEFAULT_TIMEOUT_SECS", default_value_t = 300)]
+    pub default_timeout_secs: u64,
+    /// Operator cap on any function's timeout (seconds).
+    #[arg(long, env = "FAAS_MAX_TIMEOUT_SECS", default_value_t = 900)]
+    pub max_timeout_secs: u64,
+    /// Default memory limit of a function (MiB).
+    #[arg(long, env = "FAAS_DEFAULT_MEMORY_MB", default_value_t = 512)]
+    pub default_memory_mb: u64,
+    /// Operator cap on any function's memory (MiB).
+    #[arg(long, env = "FAAS_MAX_MEMORY_MB", default_value_t = 2048)]
+    pub max_memory_mb: u64,
+    /// stdout and stderr cap per execution (bytes).
+    #[arg(long, env = "FAAS_OUTPUT_CAP_BYTES", default_value_t = 1024 * 1024)]
+    pub output_cap_bytes: usize,
+    /// Largest object upload (bytes).
+    #[arg(long, env = "FAAS_MAX_OBJECT_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub max_object_bytes: u64,
+    /// Largest wasm module upload (bytes).
+    #[arg(long, env = "FAAS_MAX_MODULE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_module_bytes: usize,
+    /// Size cap of a wasm execution's private /tmp (bytes).
+    #[arg(long, env = "FAAS_TMP_CAP_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub tmp_cap_bytes: u64,
+    /// URL at which functions reach this API (objects over API_BASE_URL); default http://SERVER_ADDRESS.
+    #[arg(long, env = "API_BASE_URL")]
+    pub api_base_url: Option<String>,
+    /// Lifetime of login tokens (seconds).
+    #[arg(long, env = "FAAS_TOKEN_TTL_SECS", default_value_t = 86_400)]
+    pub token_ttl_secs: u64,
+    /// Failed logins per username allowed per window before 429.
+    #[arg(long, env = "FAAS_LOGIN_MAX_FAILURES", default_value_t = 5)]
+    pub login_max_failures: u32,
+    /// The failed-login window (seconds).
+    #[arg(long, env = "FAAS_LOGIN_WINDOW_SECS", default_value_t = 300)]
+    pub login_window_secs: u64,
+    /// Seconds in-flight executions may finish after SIGTERM/Ctrl-C before being handed back.
+    #[arg(long, env = "FAAS_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub grace_secs: u64,
+    /// Container functions: auto (when an engine answers), on, off.
+    #[arg(long, env = "FAAS_DOCKER", value_enum, default_value = "auto")]
+    pub docker: DockerMode,
+    /// Docker network of containers that read objects.
+    #[arg(long, env = "NETWORK_NAME", default_value = "faas-functions")]
+    pub network_name: String,
+}
