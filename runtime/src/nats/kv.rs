@@ -45,11 +45,17 @@ impl NatsKv {
         if let Some(store) = self.cached(name) {
             return Ok(store);
         }
-        self.link.check()?;
         check_bucket(name)?;
+        let store = self.link.run("open bucket", self.open(name)).await??;
+        tracing::debug!(bucket = name, "NATS key-value bucket ready");
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(map.entry(name.to_string()).or_insert(store).clone())
+    }
+
+    async fn open(&self, name: &str) -> Result<kv::Store> {
         let js = self.link.js();
-        let store = match js.get_key_value(name).await {
-            Ok(store) => store,
+        match js.get_key_value(name).await {
+            Ok(store) => Ok(store),
             Err(e) if is_stream_not_found(&e) => {
                 let config = kv::Config {
                     bucket: name.to_string(),
@@ -58,25 +64,21 @@ impl NatsKv {
                     ..Default::default()
                 };
                 match js.create_key_value(config).await {
-                    Ok(store) => store,
+                    Ok(store) => Ok(store),
                     // Another process created it first.
                     Err(_) => js
                         .get_key_value(name)
                         .await
-                        .map_err(|e| self.link.fault("open bucket", e))?,
+                        .map_err(|e| self.link.fault("open bucket", e)),
                 }
             }
-            Err(e) => return Err(self.link.fault("open bucket", e)),
-        };
-        tracing::debug!(bucket = name, "NATS key-value bucket ready");
-        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(map.entry(name.to_string()).or_insert(store).clone())
+            Err(e) => Err(self.link.fault("open bucket", e)),
+        }
     }
 
     /// The live (not deleted) entry under `key`.
     async fn live(&self, store: &kv::Store, key: &str) -> Result<Option<Entry>> {
-        self.link.check()?;
-        match store.entry(key).await {
+        match self.link.run("read", store.entry(key)).await? {
             Ok(Some(e)) if e.operation == Operation::Put => Ok(Some(Entry {
                 value: e.value,
                 revision: e.revision,
@@ -90,19 +92,19 @@ impl NatsKv {
     /// The bucket's keys starting with `prefix`, ascending (deleted keys included:
     /// their delete markers are still subjects of the stream).
     async fn keys(&self, store: &kv::Store, prefix: &str) -> Result<Vec<String>> {
-        self.link.check()?;
         let filter = subject_filter(&store.prefix, prefix);
-        let mut subjects = store
-            .stream
-            .info_with_subjects(&filter)
-            .await
+        let subjects = self
+            .link
+            .run("list keys", store.stream.info_with_subjects(&filter))
+            .await?
+            .map_err(|e| self.link.fault("list keys", e))?;
+        let subjects: Vec<(String, usize)> = self
+            .link
+            .run("list keys", subjects.try_collect())
+            .await?
             .map_err(|e| self.link.fault("list keys", e))?;
         let mut keys = Vec::new();
-        while let Some((subject, _)) = subjects
-            .try_next()
-            .await
-            .map_err(|e| self.link.fault("list keys", e))?
-        {
+        for (subject, _) in subjects {
             if let Some(key) = subject.strip_prefix(&store.prefix)
                 && key.starts_with(prefix)
             {
@@ -148,8 +150,8 @@ impl KvStore for NatsKv {
 
     async fn create(&self, bucket: &str, key: &str, value: Bytes) -> Result<u64> {
         let store = self.bucket(bucket).await?;
-        self.link.check()?;
-        store.create(key, value).await.map_err(|e| match e.kind() {
+        let created = self.link.run("create", store.create(key, value)).await?;
+        created.map_err(|e| match e.kind() {
             CreateErrorKind::AlreadyExists => Error::Conflict(format!("key {key} exists")),
             CreateErrorKind::InvalidKey => invalid_key(key),
             _ => self.link.fault("create", e),
@@ -158,11 +160,14 @@ impl KvStore for NatsKv {
 
     async fn update(&self, bucket: &str, key: &str, value: Bytes, revision: u64) -> Result<u64> {
         let store = self.bucket(bucket).await?;
-        self.link.check()?;
         // Revision 0 would mean "only if absent" to JetStream: not an update.
         let result = match revision {
             0 => None,
-            _ => Some(store.update(key, value, revision).await),
+            _ => Some(
+                self.link
+                    .run("update", store.update(key, value, revision))
+                    .await?,
+            ),
         };
         match result {
             Some(Ok(rev)) => Ok(rev),
@@ -182,8 +187,8 @@ impl KvStore for NatsKv {
 
     async fn put(&self, bucket: &str, key: &str, value: Bytes) -> Result<u64> {
         let store = self.bucket(bucket).await?;
-        self.link.check()?;
-        store.put(key, value).await.map_err(|e| match e.kind() {
+        let put = self.link.run("put", store.put(key, value)).await?;
+        put.map_err(|e| match e.kind() {
             PutErrorKind::InvalidKey => invalid_key(key),
             _ => self.link.fault("put", e),
         })
@@ -191,10 +196,9 @@ impl KvStore for NatsKv {
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
         let store = self.bucket(bucket).await?;
-        self.link.check()?;
-        store
-            .delete(key)
-            .await
+        self.link
+            .run("delete", store.delete(key))
+            .await?
             .map_err(|e| self.link.fault("delete", e))
     }
 
@@ -226,11 +230,9 @@ impl KvStore for NatsKv {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.link.check()?;
         self.link
-            .js()
-            .query_account()
-            .await
+            .run("ping", self.link.js().query_account())
+            .await?
             .map(|_| ())
             .map_err(|e| self.link.fault("ping", e))
     }

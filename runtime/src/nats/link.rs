@@ -2,12 +2,14 @@
 //! one place where async-nats errors become [`crate::Error`]s.
 
 use std::fmt::Display;
+use std::future::Future;
 use std::time::Duration;
 
 use async_nats::connection::State;
 use async_nats::jetstream::{self, ErrorCode};
 use async_nats::{Client, ConnectErrorKind, ConnectOptions, Event};
 use bytes::Bytes;
+use tokio::sync::watch;
 
 use crate::{Error, Result};
 
@@ -19,11 +21,14 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
 pub(crate) struct Link {
     client: Client,
     js: jetstream::Context,
+    /// True from a disconnection until the next connection.
+    down: watch::Receiver<bool>,
 }
 
 impl Link {
     /// Connects once (no retry: a wrong URL fails at once); reconnects forever after.
     pub(crate) async fn connect(url: &str, request_timeout: Duration) -> Result<Self> {
+        let (tx, down) = watch::channel(false);
         let client = ConnectOptions::new()
             .name("faas")
             .connection_timeout(Duration::from_secs(5))
@@ -33,7 +38,10 @@ impl Link {
                 let ms = 100u64.saturating_mul(attempts as u64);
                 Duration::from_millis(ms).min(MAX_RECONNECT_DELAY)
             })
-            .event_callback(|event| async move { log_event(event) })
+            .event_callback(move |event| {
+                let tx = tx.clone();
+                async move { on_event(&tx, event) }
+            })
             .connect(url)
             .await
             .map_err(|e| match e.kind() {
@@ -45,7 +53,7 @@ impl Link {
             .ack_timeout(request_timeout)
             .build(client.clone());
         tracing::info!(url, "connected to NATS");
-        Ok(Link { client, js })
+        Ok(Link { client, js, down })
     }
 
     /// The JetStream context.
@@ -63,6 +71,20 @@ impl Link {
         }
     }
 
+    /// Runs `op` while the connection is up: `Unavailable` at once if it is down,
+    /// or as soon as it drops before `op` completes (instead of a request timeout).
+    pub(crate) async fn run<F: Future>(&self, what: &str, op: F) -> Result<F::Output> {
+        self.check()?;
+        let mut down = self.down.clone();
+        tokio::select! {
+            biased;
+            out = op => Ok(out),
+            _ = down.wait_for(|d| *d) => Err(Error::Unavailable(format!(
+                "NATS connection lost during {what}"
+            ))),
+        }
+    }
+
     /// An infrastructure fault while doing `what`: retryable `Unavailable`.
     pub(crate) fn fault(&self, what: &str, err: impl Display) -> Error {
         let down = match self.client.connection_state() {
@@ -74,19 +96,23 @@ impl Link {
 
     /// A request/reply round trip on the plain client (acks with confirmation).
     pub(crate) async fn request(&self, what: &str, subject: String, body: Bytes) -> Result<Bytes> {
-        self.check()?;
-        self.client
-            .request(subject, body)
-            .await
+        self.run(what, self.client.request(subject, body))
+            .await?
             .map(|m| m.payload)
             .map_err(|e| self.fault(what, e))
     }
 }
 
-fn log_event(event: Event) {
+fn on_event(down: &watch::Sender<bool>, event: Event) {
     match event {
-        Event::Connected => tracing::info!("NATS connection (re)established"),
-        Event::Disconnected => tracing::warn!("NATS connection lost; reconnecting"),
+        Event::Connected => {
+            down.send_replace(false);
+            tracing::info!("NATS connection (re)established");
+        }
+        Event::Disconnected => {
+            down.send_replace(true);
+            tracing::warn!("NATS connection lost; reconnecting");
+        }
         Event::LameDuckMode => tracing::warn!("NATS server entered lame duck mode"),
         other => tracing::debug!(event = %other, "NATS client event"),
     }

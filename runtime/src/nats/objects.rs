@@ -55,7 +55,17 @@ impl NatsObjects {
         }
         check_part("bucket", name)?;
         check_bucket(name)?;
-        self.link.check()?;
+        let bucket = self
+            .link
+            .run("open bucket", self.fetch(name, create))
+            .await??;
+        if let Some(b) = &bucket {
+            self.cache().insert(name.to_string(), b.clone());
+        }
+        Ok(bucket)
+    }
+
+    async fn fetch(&self, name: &str, create: bool) -> Result<Option<Bucket>> {
         let js = self.link.js();
         let store = match js.get_object_store(name).await {
             Ok(store) => store,
@@ -76,16 +86,17 @@ impl NatsObjects {
             .get_stream(format!("OBJ_{name}"))
             .await
             .map_err(|e| self.link.fault("open bucket", e))?;
-        let bucket = Bucket { store, stream };
-        self.cache().insert(name.to_string(), bucket.clone());
-        Ok(Some(bucket))
+        Ok(Some(Bucket { store, stream }))
     }
 
     /// The live (not deleted) object's info.
     async fn info(&self, b: &Bucket, name: &str) -> Result<ObjectInfo> {
         check_part("object", name)?;
-        self.link.check()?;
-        match b.store.info(name).await {
+        match self
+            .link
+            .run("read object info", b.store.info(name))
+            .await?
+        {
             Ok(info) if !info.deleted => Ok(info),
             Ok(_) => Err(not_found(name)),
             Err(e) if e.kind() == InfoErrorKind::NotFound => Err(not_found(name)),
@@ -175,8 +186,8 @@ impl ObjectStore for NatsObjects {
             .await?
             .ok_or_else(|| not_found(name))?;
         check_part("object", name)?;
-        self.link.check()?;
-        let object = b.store.get(name).await.map_err(|e| match e.kind() {
+        let object = self.link.run("read object", b.store.get(name)).await?;
+        let object = object.map_err(|e| match e.kind() {
             GetErrorKind::NotFound => not_found(name),
             GetErrorKind::InvalidName => invalid_name(name),
             _ => self.link.fault("read object", e),
@@ -198,14 +209,15 @@ impl ObjectStore for NatsObjects {
         let Some(b) = self.open(bucket, false).await? else {
             return Ok(Vec::new());
         };
-        self.link.check()?;
-        let infos: Vec<ObjectInfo> = b
-            .store
-            .list()
-            .await
-            .map_err(|e| self.link.fault("list objects", e))?
-            .try_collect()
-            .await
+        let list = async {
+            let listing = b.store.list().await.map_err(|e| e.to_string())?;
+            let infos: Vec<ObjectInfo> = listing.try_collect().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(infos)
+        };
+        let infos = self
+            .link
+            .run("list objects", list)
+            .await?
             .map_err(|e| self.link.fault("list objects", e))?;
         let mut out: Vec<ObjectMeta> = infos.iter().map(meta).collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -218,9 +230,9 @@ impl ObjectStore for NatsObjects {
             .await?
             .ok_or_else(|| not_found(name))?;
         self.info(&b, name).await?;
-        b.store
-            .delete(name)
-            .await
+        self.link
+            .run("delete object", b.store.delete(name))
+            .await?
             .map_err(|e| self.link.fault("delete object", e))
     }
 
@@ -228,8 +240,8 @@ impl ObjectStore for NatsObjects {
         check_part("bucket", bucket)?;
         check_bucket(bucket)?;
         self.cache().remove(bucket);
-        self.link.check()?;
-        match self.link.js().delete_object_store(bucket).await {
+        let deleted = self.link.js().delete_object_store(bucket);
+        match self.link.run("delete bucket", deleted).await? {
             Ok(()) => Ok(()),
             Err(e) if is_stream_not_found(&e) => Ok(()),
             Err(e) => Err(self.link.fault("delete bucket", e)),

@@ -86,7 +86,12 @@ impl NatsQueue {
 
     /// One pull request: up to `max` messages, waiting up to `expires` for the first.
     async fn pull(&self, max: usize, expires: Duration) -> Result<Vec<Delivery>> {
-        self.link.check()?;
+        self.link
+            .run("lease", self.pull_batch(max, expires))
+            .await?
+    }
+
+    async fn pull_batch(&self, max: usize, expires: Duration) -> Result<Vec<Delivery>> {
         let mut request = self.consumer.fetch().max_messages(max);
         if !expires.is_zero() {
             request = request.expires(expires);
@@ -160,15 +165,15 @@ fn publish_error(link: &Link, e: async_nats::jetstream::context::PublishError) -
 #[async_trait]
 impl WorkQueue for NatsQueue {
     async fn enqueue(&self, id: &str, payload: Bytes) -> Result<()> {
-        self.link.check()?;
         let message = PublishMessage::build().payload(payload).message_id(id);
+        let publish = async {
+            let js = self.link.js();
+            js.send_publish(self.subject.clone(), message).await?.await
+        };
         let ack = self
             .link
-            .js()
-            .send_publish(self.subject.clone(), message)
-            .await
-            .map_err(|e| publish_error(&self.link, e))?
-            .await
+            .run("enqueue", publish)
+            .await?
             .map_err(|e| publish_error(&self.link, e))?;
         if ack.duplicate {
             tracing::debug!(id, "duplicate enqueue dropped");
@@ -213,11 +218,10 @@ impl WorkQueue for NatsQueue {
     }
 
     async fn stats(&self) -> Result<QueueStats> {
-        self.link.check()?;
         let info = self
-            .consumer
-            .get_info()
-            .await
+            .link
+            .run("queue stats", self.consumer.get_info())
+            .await?
             .map_err(|e| self.link.fault("queue stats", e))?;
         Ok(QueueStats {
             pending: info.num_pending,

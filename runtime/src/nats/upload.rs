@@ -146,20 +146,27 @@ async fn send_chunk(
     chunk: Bytes,
     acks: &mut VecDeque<PublishAckFuture>,
 ) -> Result<()> {
-    t.link.check()?;
+    let publish = t.link.js().publish(subject.to_string(), chunk);
     let ack = t
         .link
-        .js()
-        .publish(subject.to_string(), chunk)
-        .await
+        .run("send a chunk", publish)
+        .await?
         .map_err(|e| t.link.fault("send a chunk", e))?;
     acks.push_back(ack);
     if acks.len() > ACK_WINDOW
         && let Some(oldest) = acks.pop_front()
     {
-        oldest.await.map_err(|e| t.link.fault("store a chunk", e))?;
+        stored(t.link, oldest).await?;
     }
     Ok(())
+}
+
+/// Waits for a chunk's PubAck.
+async fn stored(link: &Link, ack: PublishAckFuture) -> Result<()> {
+    link.run("store a chunk", ack.into_future())
+        .await?
+        .map(|_| ())
+        .map_err(|e| link.fault("store a chunk", e))
 }
 
 /// Publishes `info` as the object's only metadata; returns it as stored.
@@ -168,13 +175,15 @@ async fn publish_meta(t: &Target<'_>, info: &ObjectInfo) -> Result<ObjectInfo> {
     let subject = format!("$O.{}.M.{}", t.bucket, URL_SAFE.encode(t.name));
     let mut headers = HeaderMap::new();
     headers.insert(async_nats::header::NATS_ROLLUP, "sub");
-    t.link.check()?;
+    let publish = async {
+        let js = t.link.js();
+        js.publish_with_headers(subject, headers, Bytes::from(data.clone()))
+            .await?
+            .await
+    };
     t.link
-        .js()
-        .publish_with_headers(subject, headers, Bytes::from(data.clone()))
-        .await
-        .map_err(|e| t.link.fault("store object metadata", e))?
-        .await
+        .run("store object metadata", publish)
+        .await?
         .map_err(|e| t.link.fault("store object metadata", e))?;
     // Read back through the same encoding a `get` uses, so both agree exactly.
     Ok(serde_json::from_slice(&data)?)
