@@ -59,9 +59,14 @@ pub(crate) async fn upload(
 ) -> Result<ObjectInfo> {
     let nuid = uuid::Uuid::new_v4().simple().to_string();
     let chunk_subject = format!("$O.{}.C.{nuid}", target.bucket);
-    let stored = match send_chunks(target, &chunk_subject, body, max_size).await {
+    let mut acks = VecDeque::new();
+    let stored = match send_chunks(target, &chunk_subject, body, max_size, &mut acks).await {
         Ok(s) => s,
         Err(e) => {
+            // Chunks still on their way would outlive a purge sent before them.
+            for ack in acks {
+                let _ = stored(target.link, ack).await;
+            }
             purge(target, &chunk_subject).await;
             return Err(e);
         }
@@ -102,10 +107,10 @@ async fn send_chunks(
     subject: &str,
     mut body: BodyStream<'_>,
     max_size: u64,
+    acks: &mut VecDeque<PublishAckFuture>,
 ) -> Result<Stored> {
     let mut hasher = Sha256::new();
     let mut buf = BytesMut::with_capacity(CHUNK_SIZE);
-    let mut acks = VecDeque::new();
     let (mut size, mut chunks) = (0u64, 0usize);
     while let Some(piece) = body.next().await {
         let piece = piece.map_err(|e| Error::Invalid(format!("upload interrupted: {e}")))?;
@@ -119,12 +124,12 @@ async fn send_chunks(
         buf.extend_from_slice(&piece);
         while buf.len() >= CHUNK_SIZE {
             let chunk = buf.split_to(CHUNK_SIZE).freeze();
-            send_chunk(target, subject, chunk, &mut acks).await?;
+            send_chunk(target, subject, chunk, acks).await?;
             chunks += 1;
         }
     }
     if !buf.is_empty() {
-        send_chunk(target, subject, buf.freeze(), &mut acks).await?;
+        send_chunk(target, subject, buf.freeze(), acks).await?;
         chunks += 1;
     }
     while let Some(ack) = acks.pop_front() {
