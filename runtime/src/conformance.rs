@@ -145,7 +145,8 @@ async fn scan_rules(kv: &dyn KvStore) {
 }
 
 /// Queue rules: dedup, lease hides, ack removes, nack delays, redelivery after
-/// the ack wait with a higher attempt, extension keeps a lease, stale acks fail.
+/// the ack wait with a higher attempt, extension keeps a lease, double acks fail,
+/// acks of an expired lease fail or do no harm.
 /// `queue` must be empty and have an ack wait of at most 2 s.
 pub async fn queue_suite(queue: Arc<dyn WorkQueue>) {
     let wait = queue.ack_wait();
@@ -219,9 +220,15 @@ pub async fn queue_suite(queue: Arc<dyn WorkQueue>) {
         .pop()
         .expect("expired lease is redelivered");
     assert_eq!(b3.attempt, 3);
+    // A backend may accept this ack: NATS JetStream takes an ack on any delivery of
+    // a still-pending message and cannot tell an older delivery from the current
+    // one (NatsQueue refuses it only within the process that leased both). Stale
+    // *results* are fenced by the KV revisions instead: the worker's final write is
+    // revision-checked, so an attempt whose lease expired cannot overwrite a newer
+    // one. Whatever the answer, the current delivery can still be acked below.
     assert!(
-        matches!(queue.ack(&b2).await, Err(Error::Conflict(_))),
-        "an expired lease cannot ack"
+        matches!(queue.ack(&b2).await, Ok(()) | Err(Error::Conflict(_))),
+        "an ack with an expired lease is refused (Conflict) or harmless (Ok)"
     );
     queue.ack(&b3).await.unwrap();
     let s = queue.stats().await.unwrap();

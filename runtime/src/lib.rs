@@ -5,6 +5,7 @@
 //! - [`ports`]: the traits backends implement (key-value state, work queue, object
 //!   store, executor);
 //! - [`embedded`]: the default backend of every storage port (SQLite + files);
+//! - [`nats`]: the NATS JetStream backend of every storage port;
 //! - [`store`]: typed repositories over the key-value port;
 //! - [`worker`]: leases executions and runs them through executors;
 //! - [`outcome`]: the one mapping from what an executor saw to an execution's status;
@@ -19,6 +20,7 @@ pub mod embedded;
 pub mod error;
 pub mod input;
 pub mod model;
+pub mod nats;
 pub mod outcome;
 pub mod ports;
 pub mod sealing;

@@ -1,0 +1,92 @@
+//! The NATS JetStream backend of the storage ports, for deployments with several
+//! processes (API servers, workers, the autoscaler) sharing one state.
+//!
+//! - `link`: the shared client, its connection state and the mapping of
+//!   async-nats errors to [`crate::Error`];
+//! - [`kv`]: [`NatsKv`], one JetStream key-value bucket per logical bucket;
+//! - [`queue`]: [`NatsQueue`], a work-queue stream with one durable pull consumer
+//!   shared by every worker;
+//! - `leases`: the table through which a [`crate::ports::Delivery`] reaches its
+//!   message again (ack, nack, extend);
+//! - [`objects`]: [`NatsObjects`], one JetStream object-store bucket per logical
+//!   bucket;
+//! - `upload`: the streamed, size-limited, hashed upload behind
+//!   [`NatsObjects`]'s `put`.
+//!
+//! [`connect`] builds all three on one client. A wrong URL fails at once with
+//! [`crate::Error::Unavailable`]; after a successful connect the client reconnects
+//! on its own, and calls made while the server is away fail with `Unavailable`.
+
+pub mod kv;
+mod leases;
+mod link;
+pub mod objects;
+pub mod queue;
+mod upload;
+
+use std::time::Duration;
+
+pub use kv::NatsKv;
+pub use objects::NatsObjects;
+pub use queue::NatsQueue;
+
+use crate::Result;
+use link::Link;
+
+/// Names and limits of the JetStream resources the backend uses.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// The work-queue stream (default `EXECUTIONS`).
+    pub stream: String,
+    /// The subject the stream captures (default `faas.executions`).
+    pub subject: String,
+    /// The durable pull consumer shared by every worker (default `workers`).
+    pub consumer: String,
+    /// How long a delivery stays invisible without an ack or extension.
+    pub ack_wait: Duration,
+    /// Most messages the stream holds; enqueue beyond it is `Overloaded`.
+    pub max_messages: u64,
+    /// How long a message id is remembered to drop duplicate enqueues.
+    pub duplicate_window: Duration,
+    /// How long one request to the server may take.
+    pub request_timeout: Duration,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            stream: "EXECUTIONS".to_string(),
+            subject: "faas.executions".to_string(),
+            consumer: "workers".to_string(),
+            ack_wait: Duration::from_secs(30),
+            max_messages: 100_000,
+            duplicate_window: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The three storage ports on one NATS connection.
+#[derive(Clone)]
+pub struct NatsBackend {
+    /// Key-value state.
+    pub kv: NatsKv,
+    /// The execution queue.
+    pub queue: NatsQueue,
+    /// Object storage.
+    pub objects: NatsObjects,
+}
+
+/// Connects to `url` (e.g. `nats://127.0.0.1:4222`), creates or updates the queue's
+/// stream and consumer, and returns the backends sharing the connection.
+///
+/// Fails fast with `Unavailable` when no server answers at `url`.
+pub async fn connect(url: &str, config: NatsConfig) -> Result<NatsBackend> {
+    let link = Link::connect(url, config.request_timeout).await?;
+    let queue = NatsQueue::open(link.clone(), &config).await?;
+    Ok(NatsBackend {
+        kv: NatsKv::new(link.clone()),
+        queue,
+        objects: NatsObjects::new(link),
+    })
+}
