@@ -173,7 +173,10 @@ impl DockerExecutor {
     /// Waits (at most `grace`) for background container removals to finish.
     pub async fn shutdown(&self, grace: Duration) {
         self.cleanup.close();
-        if tokio::time::timeout(grace, self.cleanup.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.cleanup.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("container removals still running at shutdown; reap removes them");
         }
     }
@@ -216,9 +219,12 @@ impl DockerExecutor {
                     Ok(Err(format!("the engine refused the container: {message}")))
                 }
                 // 404: the image went away after its check; a retry pulls it again.
-                errors::Answer::Refused { status: 404, message } => Err(Error::Unavailable(
-                    format!("creating the container: {message}"),
-                )),
+                errors::Answer::Refused {
+                    status: 404,
+                    message,
+                } => Err(Error::Unavailable(format!(
+                    "creating the container: {message}"
+                ))),
                 other => Err(errors::from_answer("creating the container", other)),
             },
         }
@@ -238,9 +244,10 @@ fn trap(message: String) -> RawOutcome {
 
 /// The function's parsed image reference.
 fn image_of(function: &Function) -> Result<ImageRef> {
-    let url = function.image_url.as_deref().ok_or_else(|| {
-        Error::Invalid("a docker function needs an image_url".to_string())
-    })?;
+    let url = function
+        .image_url
+        .as_deref()
+        .ok_or_else(|| Error::Invalid("a docker function needs an image_url".to_string()))?;
     ImageRef::parse(url)
 }
 
@@ -291,7 +298,8 @@ impl Executor for DockerExecutor {
             Err(reason) => return Ok(trap(reason)),
         };
         let ran = run::run(&self.docker, &id, &request).await;
-        self.dispose(id, ran.as_ref().map_or(true, |ran| ran.killed)).await;
+        self.dispose(id, ran.as_ref().map_or(true, |ran| ran.killed))
+            .await;
         let ran = ran?;
         tracing::debug!(termination = ?ran.termination, "container finished");
         Ok(ran.into_outcome())

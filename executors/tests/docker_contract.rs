@@ -21,7 +21,8 @@ const LIMITS: Limits = Limits {
 };
 
 /// Echoes argv[1] and stdin back as JSON.
-const ECHO: &str = r#"stdin=$(cat); printf '{"argc":%d,"argv":%s,"stdin":%s}\n' "$#" "$1" "$stdin""#;
+const ECHO: &str =
+    r#"stdin=$(cat); printf '{"argc":%d,"argv":%s,"stdin":%s}\n' "$#" "$1" "$stdin""#;
 
 #[tokio::test]
 async fn success_json_sees_input_in_argv_and_on_stdin() {
@@ -29,7 +30,12 @@ async fn success_json_sees_input_in_argv_and_on_stdin() {
     let image = images::script_image(&images::docker().await, "echo", ECHO).await;
     let input = r#"{"direct_inputs":{"name":"Ada"}}"#;
     let raw = executor.execute(request(&image, input)).await.unwrap();
-    assert_eq!(raw.termination, Termination::Exited(0), "{}", text(&raw.stderr));
+    assert_eq!(
+        raw.termination,
+        Termination::Exited(0),
+        "{}",
+        text(&raw.stderr)
+    );
     let out = json(&raw.stdout);
     assert_eq!(out["argc"], 1);
     assert_eq!(out["argv"]["direct_inputs"]["name"], "Ada");
@@ -70,17 +76,32 @@ async fn env_holds_the_secret_and_nothing_from_the_host() {
     let script = r#"env | sort; echo "uid=$(id -u) gid=$(id -g)""#;
     let image = images::script_image(&images::docker().await, "env", script).await;
     let mut req = request(&image, r#"{"secrets":["api_key"]}"#);
-    req.env.push(("API_KEY".to_string(), "s3cret-value".to_string()));
+    req.env
+        .push(("API_KEY".to_string(), "s3cret-value".to_string()));
     let execution_id = req.execution_id.clone();
     let raw = executor.execute(req).await.unwrap();
-    assert_eq!(raw.termination, Termination::Exited(0), "{}", text(&raw.stderr));
+    assert_eq!(
+        raw.termination,
+        Termination::Exited(0),
+        "{}",
+        text(&raw.stderr)
+    );
     let out = text(&raw.stdout);
     assert!(out.contains("API_KEY=s3cret-value\n"), "{out}");
-    assert!(out.contains(&format!("FAAS_EXECUTION_ID={execution_id}\n")), "{out}");
-    assert!(out.contains("API_BASE_URL=http://api.invalid/objects\n"), "{out}");
+    assert!(
+        out.contains(&format!("FAAS_EXECUTION_ID={execution_id}\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains("API_BASE_URL=http://api.invalid/objects\n"),
+        "{out}"
+    );
     assert!(out.contains("uid=65534 gid=65534"), "{out}");
     // The engine adds PATH, HOSTNAME and HOME; nothing of the host's own env.
-    for line in out.lines().filter(|l| l.contains('=') && !l.starts_with("uid=")) {
+    for line in out
+        .lines()
+        .filter(|l| l.contains('=') && !l.starts_with("uid="))
+    {
         let name = line.split('=').next().unwrap_or_default();
         let allowed = [
             "API_KEY",
@@ -105,7 +126,12 @@ async fn input_over_64_kib_comes_on_stdin_only() {
     let payload = "x".repeat(MAX_ARGV_INPUT + 10);
     let input = format!(r#"{{"direct_inputs":{{"blob":"{payload}"}}}}"#);
     let raw = executor.execute(request(&image, &input)).await.unwrap();
-    assert_eq!(raw.termination, Termination::Exited(0), "{}", text(&raw.stderr));
+    assert_eq!(
+        raw.termination,
+        Termination::Exited(0),
+        "{}",
+        text(&raw.stderr)
+    );
     let out = json(&raw.stdout);
     assert_eq!(out["argc"], 0);
     assert_eq!(out["stdin_bytes"], input.len());
@@ -123,7 +149,12 @@ async fn root_is_read_only_and_tmp_is_writable_but_not_executable() {
     "#;
     let image = images::script_image(&images::docker().await, "readonly", script).await;
     let raw = executor.execute(request(&image, "{}")).await.unwrap();
-    assert_eq!(raw.termination, Termination::Exited(0), "{}", text(&raw.stderr));
+    assert_eq!(
+        raw.termination,
+        Termination::Exited(0),
+        "{}",
+        text(&raw.stderr)
+    );
     let out = json(&raw.stdout);
     assert_eq!(out["root"], false, "writing to / must fail");
     assert_eq!(out["tmp"], true, "/tmp must be writable");

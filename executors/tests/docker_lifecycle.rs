@@ -52,7 +52,10 @@ async fn reap_removes_containers_of_dead_workers_and_keeps_live_ones() {
     let gone = docker.inspect_container(&dead, None).await;
     assert!(gone.is_err(), "the dead worker's container is still there");
     assert!(docker.inspect_container(&live, None).await.is_ok());
-    executor.reap(|_, worker| worker != live_worker).await.unwrap();
+    executor
+        .reap(|_, worker| worker != live_worker)
+        .await
+        .unwrap();
     assert!(docker.inspect_container(&live, None).await.is_err());
 }
 
@@ -75,7 +78,10 @@ async fn prepare_checks_the_reference_and_never_policy_presence() {
         other => panic!("expected Invalid, got {other:?}"),
     }
     f.image_url = None;
-    assert!(matches!(executor.prepare(&f, None).await, Err(Error::Invalid(_))));
+    assert!(matches!(
+        executor.prepare(&f, None).await,
+        Err(Error::Invalid(_))
+    ));
     f.image_url = Some("faas-test-absent:never".to_string());
     f.pull_policy = Some(PullPolicy::Never);
     match executor.prepare(&f, None).await {
@@ -138,7 +144,10 @@ async fn unreachable_engine_is_unavailable_and_a_live_one_is_ready() {
     let down = DockerExecutor::connect_with_host("unix:///nonexistent/docker.sock", config).await;
     match down {
         Err(e @ Error::Unavailable(_)) => assert!(e.is_retryable()),
-        other => panic!("expected Unavailable, got {:?}", other.map(|_| "an executor")),
+        other => panic!(
+            "expected Unavailable, got {:?}",
+            other.map(|_| "an executor")
+        ),
     }
     executor("ready").await.ready().await.unwrap();
 }

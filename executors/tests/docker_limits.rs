@@ -29,7 +29,11 @@ async fn timeout_kills_and_removes_the_container() {
     let raw = executor.execute(req).await.unwrap();
     let took = started.elapsed();
     assert_eq!(raw.termination, Termination::TimedOut);
-    assert_eq!(text(&raw.stdout), "started\n", "output before the kill is kept");
+    assert_eq!(
+        text(&raw.stdout),
+        "started\n",
+        "output before the kill is kept"
+    );
     assert!(took < Duration::from_secs(8), "took {took:?}");
     let left = containers_of(&docker, &execution_id).await;
     assert!(left.is_empty(), "container still there: {left:?}");
@@ -67,9 +71,16 @@ async fn fork_bomb_hits_the_pids_limit_and_the_host_is_fine() {
     let execution_id = req.execution_id.clone();
     let started = Instant::now();
     let raw = executor.execute(req).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
     assert!(
-        matches!(raw.termination, Termination::TimedOut | Termination::Exited(_)),
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(
+            raw.termination,
+            Termination::TimedOut | Termination::Exited(_)
+        ),
         "{:?}",
         raw.termination
     );
@@ -93,12 +104,20 @@ async fn stdout_flood_is_capped_flagged_and_stopped() {
     let execution_id = req.execution_id.clone();
     let started = Instant::now();
     let raw = executor.execute(req).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(raw.stdout_overflow);
     assert!(!raw.stderr_overflow);
     assert_eq!(raw.stdout.len(), 64 * 1024);
     assert!(raw.stdout.starts_with(b"flood\nflood\n"));
-    assert!(matches!(raw.termination, Termination::Trap(_)), "{:?}", raw.termination);
+    assert!(
+        matches!(raw.termination, Termination::Trap(_)),
+        "{:?}",
+        raw.termination
+    );
     assert!(containers_of(&docker, &execution_id).await.is_empty());
 }
 
@@ -122,7 +141,12 @@ async fn running_container_is_hardened_and_labelled() {
     let inspected = docker.inspect_container(&id, None).await.unwrap();
     let host = inspected.host_config.expect("host config");
     assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
-    assert!(host.security_opt.unwrap_or_default().iter().any(|o| o.starts_with("no-new-privileges")));
+    assert!(
+        host.security_opt
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o.starts_with("no-new-privileges"))
+    );
     assert_eq!(host.readonly_rootfs, Some(true));
     let tmpfs = host.tmpfs.unwrap_or_default();
     let tmp = tmpfs.get("/tmp").expect("a tmpfs at /tmp");
@@ -167,7 +191,9 @@ async fn execution_with_objects_reaches_the_api_on_the_functions_network() {
     let executor = executor("objects").await;
     let docker = images::docker().await;
     let gateway = executor.ensure_network().await.unwrap().expect("a gateway");
-    let listener = tokio::net::TcpListener::bind((gateway.as_str(), 0)).await.unwrap();
+    let listener = tokio::net::TcpListener::bind((gateway.as_str(), 0))
+        .await
+        .unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(serve_once(listener, "object bytes"));
     // busybox-static's wget crashes here; nc speaks HTTP/1.0 just as well.
@@ -190,9 +216,17 @@ async fn execution_with_objects_reaches_the_api_on_the_functions_network() {
     });
     let function_id = req.function.id.clone();
     let raw = executor.execute(req).await.unwrap();
-    assert_eq!(raw.termination, Termination::Exited(0), "{}", text(&raw.stderr));
+    assert_eq!(
+        raw.termination,
+        Termination::Exited(0),
+        "{}",
+        text(&raw.stderr)
+    );
     assert_eq!(text(&raw.stdout), "object bytes");
-    let line = tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap();
+    let line = tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap();
     let expected = format!("GET /api/function-objects/{function_id}/doc.txt HTTP/1.0");
     assert_eq!(line, expected);
 }

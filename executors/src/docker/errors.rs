@@ -50,7 +50,9 @@ pub(crate) fn from_answer(context: &str, answer: Answer) -> Error {
             404 => Error::NotFound(format!("{context}: {message}")),
             409 => Error::Conflict(format!("{context}: {message}")),
             400..=499 => Error::Invalid(format!("{context}: {message}")),
-            _ => Error::Unavailable(format!("{context}: docker engine error {status}: {message}")),
+            _ => Error::Unavailable(format!(
+                "{context}: docker engine error {status}: {message}"
+            )),
         },
         Answer::Stream(message) => Error::Unavailable(format!("{context}: {message}")),
         Answer::Unreachable(message) => {

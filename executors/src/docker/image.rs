@@ -104,16 +104,21 @@ async fn pull(
     let failure = match drained {
         Ok(Ok(())) => return Ok(Ok(())),
         Ok(Err(err)) => err,
-        Err(_) => return Ok(Err(format!("image pull failed: timed out after {PULL_TIMEOUT:?}"))),
+        Err(_) => {
+            return Ok(Err(format!(
+                "image pull failed: timed out after {PULL_TIMEOUT:?}"
+            )));
+        }
     };
     match errors::answer(failure) {
         Answer::Unreachable(message) => Err(Error::Unavailable(format!(
             "pulling {}: docker engine unreachable: {message}",
             image.as_str()
         ))),
-        Answer::Refused { message, .. } | Answer::Stream(message) => {
-            Ok(Err(format!("image pull failed: {}: {message}", image.pull_ref())))
-        }
+        Answer::Refused { message, .. } | Answer::Stream(message) => Ok(Err(format!(
+            "image pull failed: {}: {message}",
+            image.pull_ref()
+        ))),
     }
 }
 

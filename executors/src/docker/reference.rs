@@ -277,7 +277,13 @@ mod tests {
         let r = ImageRef::parse("localhost:5000/fn").unwrap();
         assert_eq!(r.pull_ref(), "localhost:5000/fn:latest");
         assert_eq!(r.registry(), "localhost:5000");
-        assert_eq!(normalize_registry("https://index.docker.io/v1/"), "docker.io");
-        assert_eq!(normalize_registry("Reg.Example.com:5000"), "reg.example.com:5000");
+        assert_eq!(
+            normalize_registry("https://index.docker.io/v1/"),
+            "docker.io"
+        );
+        assert_eq!(
+            normalize_registry("Reg.Example.com:5000"),
+            "reg.example.com:5000"
+        );
     }
 }

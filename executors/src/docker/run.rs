@@ -2,6 +2,7 @@
 //! under its caps, wait for the exit code, and kill at the deadline.
 
 use std::pin::pin;
+use std::time::Duration;
 
 use bollard::Docker;
 use bollard::container::{AttachContainerResults, LogOutput};
@@ -73,7 +74,11 @@ pub(crate) async fn run(docker: &Docker, id: &str, request: &ExecutionRequest) -
         });
     }
     let deadline = Instant::now() + request.timeout;
-    let pumped = timeout_at(deadline, pump(attach, request.input.as_bytes(), &mut output)).await;
+    let pumped = timeout_at(
+        deadline,
+        pump(attach, request.input.as_bytes(), &mut output),
+    )
+    .await;
     let termination = match pumped {
         Err(_) => Termination::TimedOut,
         Ok(Pumped::FarOver) => {
@@ -138,24 +143,42 @@ async fn wait_exit(docker: &Docker, id: &str) -> Result<i64> {
     }
 }
 
+/// Exit status of a process killed by SIGKILL, as the OOM killer does.
+const SIGKILL_EXIT: i64 = 128 + 9;
+/// The engine learns of an OOM kill from an event that may land just after the exit:
+/// a SIGKILL exit is re-inspected this many times, this far apart.
+const OOM_SETTLE: (u32, Duration) = (10, Duration::from_millis(30));
+
 /// An exit, unless the kernel's OOM killer caused it.
+///
+/// The engine flags OOM kills only for non-zero exits: a guest whose child was killed
+/// but which exits 0 is reported as exited.
 async fn exited(docker: &Docker, id: &str, code: i64) -> Result<Termination> {
-    if code != 0 {
-        let inspected = docker
-            .inspect_container(id, None)
-            .await
-            .map_err(|err| errors::to_runtime("inspecting the container", err))?;
-        let oom = inspected
-            .state
-            .and_then(|state| state.oom_killed)
-            .unwrap_or(false);
-        if oom {
+    let tries = match code {
+        0 => 0,
+        SIGKILL_EXIT => OOM_SETTLE.0,
+        _ => 1,
+    };
+    for attempt in 0..tries {
+        if attempt > 0 {
+            tokio::time::sleep(OOM_SETTLE.1).await;
+        }
+        if oom_killed(docker, id).await? {
             return Ok(Termination::MemoryExceeded);
         }
     }
-    Ok(Termination::Exited(
-        i32::try_from(code).unwrap_or(i32::MAX),
-    ))
+    Ok(Termination::Exited(i32::try_from(code).unwrap_or(i32::MAX)))
+}
+
+async fn oom_killed(docker: &Docker, id: &str) -> Result<bool> {
+    let inspected = docker
+        .inspect_container(id, None)
+        .await
+        .map_err(|err| errors::to_runtime("inspecting the container", err))?;
+    Ok(inspected
+        .state
+        .and_then(|state| state.oom_killed)
+        .unwrap_or(false))
 }
 
 /// A refused start (missing executable, unknown user...) is the image's fault; a lost
@@ -165,7 +188,9 @@ fn start_failure(err: EngineError) -> Result<Termination> {
         errors::Answer::Refused { status, message }
             if status < 500 || message.contains("OCI runtime") =>
         {
-            Ok(Termination::Trap(format!("container failed to start: {message}")))
+            Ok(Termination::Trap(format!(
+                "container failed to start: {message}"
+            )))
         }
         other => Err(errors::from_answer("starting the container", other)),
     }

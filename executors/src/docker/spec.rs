@@ -172,7 +172,12 @@ mod tests {
     #[test]
     fn contract_and_hardening() {
         let config = DockerConfig::default();
-        let body = container_body("img", vec!["/fn".into()], &request("{}".into(), false), &config);
+        let body = container_body(
+            "img",
+            vec!["/fn".into()],
+            &request("{}".into(), false),
+            &config,
+        );
         assert_eq!(body.entrypoint, Some(vec!["/fn".to_string()]));
         assert_eq!(body.cmd, Some(vec!["{}".to_string()]));
         assert_eq!(body.env, Some(vec!["API_KEY=s3cret".to_string()]));
