@@ -187,23 +187,6 @@ impl DockerExecutor {
             .unwrap_or(self.config.default_pull_policy)
     }
 
-    /// Removes a finished container: now when it was killed (callers expect it gone),
-    /// else in the background, off the execution's latency.
-    async fn dispose(&self, id: String, now: bool) {
-        if now {
-            if let Err(err) = reap::remove(&self.docker, &id).await {
-                tracing::warn!(container.id = %id, error = %err, "removing the container failed");
-            }
-            return;
-        }
-        let docker = self.docker.clone();
-        self.cleanup.spawn(async move {
-            if let Err(err) = reap::remove(&docker, &id).await {
-                tracing::warn!(container.id = %id, error = %err, "removing the container failed");
-            }
-        });
-    }
-
     /// Creates the container; `Ok(Err)` when the engine refuses its definition.
     async fn create(
         &self,
@@ -297,9 +280,13 @@ impl Executor for DockerExecutor {
             Ok(id) => id,
             Err(reason) => return Ok(trap(reason)),
         };
-        let ran = run::run(&self.docker, &id, &request).await;
-        self.dispose(id, ran.as_ref().map_or(true, |ran| ran.killed))
-            .await;
+        // Removed in the background when dropped (off the latency, and on cancel);
+        // now when killed, as callers expect a timed-out container gone.
+        let container = reap::Disposer::new(&self.docker, &self.cleanup, id);
+        let ran = run::run(&self.docker, container.id(), &request).await;
+        if ran.as_ref().map_or(true, |ran| ran.killed) {
+            container.remove_now().await;
+        }
         let ran = ran?;
         tracing::debug!(termination = ?ran.termination, "container finished");
         Ok(ran.into_outcome())

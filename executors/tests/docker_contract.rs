@@ -42,6 +42,7 @@ async fn success_json_sees_input_in_argv_and_on_stdin() {
     assert_eq!(out["stdin"]["direct_inputs"]["name"], "Ada");
     let fields = classify(&raw, LIMITS);
     assert_eq!(fields.status, ExecutionStatus::Completed);
+    harness::finish(&executor).await;
 }
 
 #[tokio::test]
@@ -54,6 +55,7 @@ async fn error_key_output_fails_with_its_message() {
     let fields = classify(&raw, LIMITS);
     assert_eq!(fields.status, ExecutionStatus::Failed);
     assert_eq!(fields.error.as_deref(), Some("no such user"));
+    harness::finish(&executor).await;
 }
 
 #[tokio::test]
@@ -68,6 +70,7 @@ async fn non_zero_exit_keeps_stderr_apart_from_stdout() {
     let fields = classify(&raw, LIMITS);
     assert_eq!(fields.error.as_deref(), Some("bad thing happened"));
     assert_eq!(fields.exit_code, Some(3));
+    harness::finish(&executor).await;
 }
 
 #[tokio::test]
@@ -116,6 +119,7 @@ async fn env_holds_the_secret_and_nothing_from_the_host() {
         ];
         assert!(allowed.contains(&name), "unexpected variable {line:?}");
     }
+    harness::finish(&executor).await;
 }
 
 #[tokio::test]
@@ -135,6 +139,7 @@ async fn input_over_64_kib_comes_on_stdin_only() {
     let out = json(&raw.stdout);
     assert_eq!(out["argc"], 0);
     assert_eq!(out["stdin_bytes"], input.len());
+    harness::finish(&executor).await;
 }
 
 #[tokio::test]
@@ -159,6 +164,7 @@ async fn root_is_read_only_and_tmp_is_writable_but_not_executable() {
     assert_eq!(out["root"], false, "writing to / must fail");
     assert_eq!(out["tmp"], true, "/tmp must be writable");
     assert_eq!(out["exec_tmp"], false, "/tmp must be noexec");
+    harness::finish(&executor).await;
 }
 
 #[tokio::test]
@@ -169,4 +175,5 @@ async fn image_cmd_stays_before_the_input() {
     let image = images::script_image(&images::docker().await, "argv0", r#"echo "$0|$1""#).await;
     let raw = executor.execute(request(&image, "[1]")).await.unwrap();
     assert_eq!(text(&raw.stdout), "fn|[1]\n");
+    harness::finish(&executor).await;
 }

@@ -16,6 +16,7 @@ use faas_runtime::Error;
 use faas_runtime::model::PullPolicy;
 use faas_runtime::ports::{Executor, Termination};
 use harness::{config, executor, executor_with, function, request};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Starts a labelled container the way a worker that died mid-execution leaves it.
 async fn orphan(docker: &bollard::Docker, worker: &str, execution: &str) -> String {
@@ -150,4 +151,61 @@ async fn unreachable_engine_is_unavailable_and_a_live_one_is_ready() {
         ),
     }
     executor("ready").await.ready().await.unwrap();
+}
+
+/// Answers like an engine (version, empty container list, ping) on a unix socket,
+/// enough for `connect()`, until the task is aborted.
+async fn fake_engine(listener: tokio::net::UnixListener) {
+    while let Ok((mut socket, _)) = listener.accept().await {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        let line = String::from_utf8_lossy(&head)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let body = if line.contains("/version") {
+            r#"{"ApiVersion":"1.41","Version":"20.10.0","MinAPIVersion":"1.12"}"#
+        } else if line.contains("/containers/json") {
+            "[]"
+        } else {
+            "OK"
+        };
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = socket.write_all(response.as_bytes()).await;
+    }
+}
+
+#[tokio::test]
+async fn engine_going_down_makes_ready_and_execute_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+    let engine = tokio::spawn(fake_engine(listener));
+    let host = format!("unix://{}", socket.display());
+    let executor = DockerExecutor::connect_with_host(&host, config("going-down"))
+        .await
+        .unwrap();
+    executor.ready().await.unwrap();
+    engine.abort();
+    let _ = engine.await;
+    std::fs::remove_file(&socket).unwrap();
+    match executor.ready().await {
+        Err(e @ Error::Unavailable(_)) => assert!(e.to_string().contains("unreachable"), "{e}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    match executor.execute(request("faas-test-any:1", "{}")).await {
+        Err(e) => assert!(e.is_retryable(), "{e}"),
+        Ok(raw) => panic!("expected an error, got {raw:?}"),
+    }
 }

@@ -229,4 +229,5 @@ async fn execution_with_objects_reaches_the_api_on_the_functions_network() {
         .unwrap();
     let expected = format!("GET /api/function-objects/{function_id}/doc.txt HTTP/1.0");
     assert_eq!(line, expected);
+    harness::finish(&executor).await;
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bollard::Docker;
 use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
 use faas_runtime::Result;
+use tokio_util::task::TaskTracker;
 
 use super::errors;
 use super::spec::{LABEL_EXECUTION_ID, LABEL_MANAGED_BY, LABEL_WORKER_ID, MANAGED_BY};
@@ -109,5 +110,59 @@ impl Drop for InFlightGuard {
                 set.remove(&self.execution_id);
             }
         }
+    }
+}
+
+/// Owns a created container: removes it when dropped (in the background), so that an
+/// execution whose future is dropped (cancelled) leaves no container behind.
+#[derive(Debug)]
+pub(crate) struct Disposer {
+    docker: Docker,
+    tracker: TaskTracker,
+    id: Option<String>,
+}
+
+impl Disposer {
+    /// Takes charge of container `id`.
+    pub(crate) fn new(docker: &Docker, tracker: &TaskTracker, id: String) -> Self {
+        Disposer {
+            docker: docker.clone(),
+            tracker: tracker.clone(),
+            id: Some(id),
+        }
+    }
+
+    /// The container's id.
+    pub(crate) fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or_default()
+    }
+
+    /// Removes the container before returning (callers expect a killed one gone).
+    pub(crate) async fn remove_now(mut self) {
+        if let Some(id) = self.id.take() {
+            removal(self.docker.clone(), id).await;
+        }
+    }
+}
+
+impl Drop for Disposer {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                self.tracker
+                    .spawn_on(removal(self.docker.clone(), id), &handle);
+            }
+            Err(_) => tracing::warn!(
+                container.id = %id,
+                "no runtime left to remove the container; the reaper will"
+            ),
+        }
+    }
+}
+
+async fn removal(docker: Docker, id: String) {
+    if let Err(err) = remove(&docker, &id).await {
+        tracing::warn!(container.id = %id, error = %err, "removing the container failed");
     }
 }
