@@ -1,7 +1,7 @@
 //! [`DockerExecutor`]: runs image functions as hardened, single-use containers on the
 //! Docker engine, under the function contract (CONTRACT.md §1).
 //!
-//! - [`reference`]: image reference syntax (checked at deploy time);
+//! - [`reference`](mod@reference): image reference syntax (checked at deploy time);
 //! - `image`: pull policy, pulls with the operator's credentials, the image's argv;
 //! - `spec`: the container definition (argv, env, stdin) and its hardening;
 //! - `run`: attach, start, stdin, capped demultiplexed output, exit, timeout, OOM;
@@ -9,6 +9,13 @@
 //! - `network`: the functions' network, for executions that read objects;
 //! - `reap`: the in-flight set, listing and removal of labelled containers;
 //! - `errors`: engine errors to [`faas_runtime::Error`].
+//!
+//! Wiring: call [`DockerExecutor::reap`] periodically with the platform's liveness
+//! view, and [`DockerExecutor::shutdown`] on the way out (containers are removed in the
+//! background after each execution). A container reaches an API bound on the host at
+//! the functions' network's gateway ([`DockerExecutor::ensure_network`]); an API running
+//! in a container on that network is reachable by its name. Keep the `bollard` log
+//! target at `info` or above: at `debug` it logs request bodies, env (secrets) included.
 
 use std::time::Duration;
 

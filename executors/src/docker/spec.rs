@@ -25,6 +25,9 @@ pub const LABEL_ATTEMPT: &str = "faas.attempt";
 /// attaching; the log is only a by-product).
 const LOG_MAX_SIZE: &str = "1m";
 
+/// The engine's smallest memory limit; 0 would mean *no* limit, so it never passes.
+const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+
 /// Network mode of a container that needs no network.
 const NO_NETWORK: &str = "none";
 
@@ -79,7 +82,9 @@ pub(crate) fn container_body(
 
 /// Resource limits and isolation.
 fn host_config(request: &ExecutionRequest, config: &DockerConfig) -> HostConfig {
-    let memory = i64::try_from(request.memory_limit).unwrap_or(i64::MAX);
+    let memory = i64::try_from(request.memory_limit)
+        .unwrap_or(i64::MAX)
+        .max(MIN_MEMORY);
     let network_mode = if request.objects.is_empty() {
         NO_NETWORK.to_string()
     } else {
@@ -200,6 +205,16 @@ mod tests {
         assert_eq!(body.cmd, Some(vec![]));
         let host = body.host_config.unwrap();
         assert_eq!(host.network_mode, Some(config.network));
+    }
+
+    #[test]
+    fn memory_limit_is_never_unlimited() {
+        let mut req = request("{}".into(), false);
+        req.memory_limit = 0;
+        let body = container_body("img", vec!["/fn".into()], &req, &DockerConfig::default());
+        let host = body.host_config.unwrap();
+        assert_eq!(host.memory, Some(MIN_MEMORY));
+        assert_eq!(host.memory_swap, Some(MIN_MEMORY));
     }
 
     #[test]
