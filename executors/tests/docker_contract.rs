@@ -177,3 +177,40 @@ async fn image_cmd_stays_before_the_input() {
     assert_eq!(text(&raw.stdout), "fn|[1]\n");
     harness::finish(&executor).await;
 }
+
+#[tokio::test]
+async fn guest_that_ignores_a_large_stdin_still_finishes() {
+    let executor = executor("ignore-stdin").await;
+    let image = images::script_image(&images::docker().await, "ignore", "echo '{}'").await;
+    let input = format!(r#"{{"blob":"{}"}}"#, "y".repeat(4 * MAX_ARGV_INPUT));
+    let mut req = request(&image, &input);
+    req.timeout = std::time::Duration::from_secs(10);
+    let raw = executor.execute(req).await.unwrap();
+    assert_eq!(raw.termination, Termination::Exited(0));
+    assert_eq!(text(&raw.stdout), "{}\n");
+    harness::finish(&executor).await;
+}
+
+#[tokio::test]
+async fn concurrent_executions_keep_their_own_input_and_output() {
+    let executor = executor("concurrent").await;
+    let image = images::script_image(&images::docker().await, "echo", ECHO).await;
+    let runs = (0..4).map(|i| {
+        let req = request(&image, &format!(r#"{{"n":{i}}}"#));
+        let executor = &executor;
+        async move { (i, executor.execute(req).await) }
+    });
+    for (i, raw) in futures::future::join_all(runs).await {
+        let raw = raw.unwrap();
+        assert_eq!(
+            raw.termination,
+            Termination::Exited(0),
+            "{}",
+            text(&raw.stderr)
+        );
+        let out = json(&raw.stdout);
+        assert_eq!(out["argv"]["n"], i);
+        assert_eq!(out["stdin"]["n"], i);
+    }
+    harness::finish(&executor).await;
+}

@@ -172,6 +172,26 @@ async fn running_container_is_hardened_and_labelled() {
     assert_gone_soon(&docker, &execution_id).await;
 }
 
+#[tokio::test]
+async fn cancelled_execution_leaves_no_container() {
+    let executor = Arc::new(executor("cancel").await);
+    let docker = images::docker().await;
+    let image = images::script_image(&docker, "sleep", "echo started; sleep 60").await;
+    let req = request(&image, "{}");
+    let execution_id = req.execution_id.clone();
+    let running = tokio::spawn({
+        let executor = executor.clone();
+        async move { executor.execute(req).await }
+    });
+    while containers_of(&docker, &execution_id).await.is_empty() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.abort();
+    assert!(running.await.unwrap_err().is_cancelled());
+    assert_gone_soon(&docker, &execution_id).await;
+    harness::finish(&executor).await;
+}
+
 /// Serves one request on `listener`, answering `body`; returns the request line.
 async fn serve_once(listener: tokio::net::TcpListener, body: &'static str) -> String {
     let (mut socket, _) = listener.accept().await.expect("accept");
