@@ -25,7 +25,6 @@ use bytes::Bytes;
 use faas_runtime::model::{Function, PullPolicy, RuntimeKind};
 use faas_runtime::ports::{ExecutionRequest, Executor, RawOutcome, Termination};
 use faas_runtime::{Error, Result};
-use tokio::sync::OnceCell;
 use tokio_util::task::TaskTracker;
 
 mod capture;
@@ -92,7 +91,6 @@ pub struct DockerExecutor {
     docker: Docker,
     config: DockerConfig,
     in_flight: reap::InFlight,
-    network: OnceCell<Option<String>>,
     cleanup: TaskTracker,
 }
 
@@ -123,7 +121,6 @@ impl DockerExecutor {
             docker,
             config,
             in_flight: reap::InFlight::default(),
-            network: OnceCell::new(),
             cleanup: TaskTracker::new(),
         };
         let own = executor.config.worker_id.clone();
@@ -167,14 +164,11 @@ impl DockerExecutor {
         Ok(removed)
     }
 
-    /// Ensures the functions' network exists; returns its gateway: the address at which
-    /// a container on it reaches a server bound on the host (build `API_BASE_URL` from
-    /// it when the API runs on the host).
+    /// Ensures the functions' network exists (re-created if someone removed it);
+    /// returns its gateway: the address at which a container on it reaches a server
+    /// bound on the host (build `API_BASE_URL` from it when the API runs on the host).
     pub async fn ensure_network(&self) -> Result<Option<String>> {
-        self.network
-            .get_or_try_init(|| network::ensure(&self.docker, &self.config.network))
-            .await
-            .cloned()
+        network::ensure(&self.docker, &self.config.network).await
     }
 
     /// Waits (at most `grace`) for background container removals to finish.

@@ -210,7 +210,14 @@ async fn serve_once(listener: tokio::net::TcpListener, body: &'static str) -> St
 async fn execution_with_objects_reaches_the_api_on_the_functions_network() {
     let executor = executor("objects").await;
     let docker = images::docker().await;
+    // Created when missing, as an internal bridge (a leftover is removed first).
+    let _ = docker.remove_network(harness::TEST_NETWORK).await;
     let gateway = executor.ensure_network().await.unwrap().expect("a gateway");
+    let network = docker
+        .inspect_network(harness::TEST_NETWORK, None)
+        .await
+        .unwrap();
+    assert_eq!(network.internal, Some(true));
     let listener = tokio::net::TcpListener::bind((gateway.as_str(), 0))
         .await
         .unwrap();

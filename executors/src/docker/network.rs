@@ -3,6 +3,7 @@
 //! each other and the host's address on the bridge (the gateway), never the outside.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bollard::Docker;
 use bollard::models::NetworkCreateRequest;
@@ -39,18 +40,31 @@ pub(crate) async fn ensure(docker: &Docker, name: &str) -> Result<Option<String>
     Ok(inspect(docker, name).await?.flatten())
 }
 
+/// Set once the operator was told that an existing network is not internal.
+static WARNED_NOT_INTERNAL: AtomicBool = AtomicBool::new(false);
+
 /// `None` when the network does not exist; else its gateway, if any.
 async fn inspect(docker: &Docker, name: &str) -> Result<Option<Option<String>>> {
     match docker.inspect_network(name, None).await {
-        Ok(network) => Ok(Some(
-            network
-                .ipam
-                .and_then(|ipam| ipam.config)
-                .unwrap_or_default()
-                .into_iter()
-                .find_map(|config| config.gateway),
-        )),
+        Ok(network) if network.internal != Some(true) => {
+            if !WARNED_NOT_INTERNAL.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    network = name,
+                    "the functions' network is not internal: containers that read objects \
+                     can reach beyond the API"
+                );
+            }
+            Ok(Some(gateway(network.ipam)))
+        }
+        Ok(network) => Ok(Some(gateway(network.ipam))),
         Err(err) if errors::is_not_found(&err) => Ok(None),
         Err(err) => Err(errors::to_runtime("inspecting the functions' network", err)),
     }
+}
+
+fn gateway(ipam: Option<bollard::models::Ipam>) -> Option<String> {
+    ipam.and_then(|ipam| ipam.config)
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|config| config.gateway)
 }
