@@ -141,8 +141,10 @@ impl DockerExecutor {
 
     /// Removes labelled containers whose execution is over or whose worker is gone:
     /// `is_live(execution_id, worker_id)` says which to keep. Executions running in this
-    /// executor are always kept. Returns how many were removed. Called at start-up for
-    /// this worker's own leftovers; the worker calls it periodically for everyone's.
+    /// executor are always kept. Returns how many were removed; a failed removal is
+    /// logged and left to the next reap. Called at start-up for this worker's own
+    /// leftovers; the worker calls it periodically for everyone's (compute the live set
+    /// first: the predicate is synchronous).
     pub async fn reap(&self, is_live: impl Fn(&str, &str) -> bool) -> Result<usize> {
         let mut removed = 0;
         for container in reap::list_managed(&self.docker).await? {
@@ -157,8 +159,14 @@ impl DockerExecutor {
                     worker.id = %container.worker_id,
                     "removing an orphaned function container"
                 );
-                reap::remove(&self.docker, &container.id).await?;
-                removed += 1;
+                match reap::remove(&self.docker, &container.id).await {
+                    Ok(()) => removed += 1,
+                    Err(err) => tracing::warn!(
+                        container.id = %container.id,
+                        error = %err,
+                        "removing an orphaned container failed; the next reap retries"
+                    ),
+                }
             }
         }
         Ok(removed)

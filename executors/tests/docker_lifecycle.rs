@@ -109,6 +109,42 @@ async fn missing_image_with_policy_never_is_a_trap() {
 }
 
 #[tokio::test]
+async fn image_whose_entrypoint_is_missing_is_a_trap() {
+    let executor = executor("no-entrypoint").await;
+    let docker = images::docker().await;
+    let entrypoint = serde_json::json!(["/bin/not-there"]);
+    let image = images::image_with(&docker, "broken", &entrypoint, &HashMap::new()).await;
+    let req = request(&image, "{}");
+    let execution_id = req.execution_id.clone();
+    let raw = executor.execute(req).await.unwrap();
+    match raw.termination {
+        Termination::Trap(why) => assert!(why.contains("failed to start"), "{why}"),
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    harness::finish(&executor).await;
+    assert!(
+        harness::containers_of(&docker, &execution_id)
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn image_env_stays_and_the_request_env_wins() {
+    let executor = executor("image-env").await;
+    let docker = images::docker().await;
+    let entrypoint = serde_json::json!(["/bin/sh", "-c", "echo \"$GREETING $API_KEY\""]);
+    let env = HashMap::from([("GREETING", "hello"), ("API_KEY", "from-image")]);
+    let image = images::image_with(&docker, "image-env", &entrypoint, &env).await;
+    let mut req = request(&image, "{}");
+    req.env
+        .push(("API_KEY".to_string(), "from-secret".to_string()));
+    let raw = executor.execute(req).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&raw.stdout), "hello from-secret\n");
+    harness::finish(&executor).await;
+}
+
+#[tokio::test]
 async fn pull_failure_is_a_trap_not_an_error() {
     let executor = executor("pull").await;
     // Nothing listens on port 1 of the loopback: the pull fails at once.
