@@ -1,0 +1,314 @@
+//! [`DockerExecutor`]: runs image functions as hardened, single-use containers on the
+//! Docker engine, under the function contract (CONTRACT.md §1).
+//!
+//! - [`reference`](mod@reference): image reference syntax (checked at deploy time);
+//! - `image`: pull policy, pulls with the operator's credentials, the image's argv;
+//! - `spec`: the container definition (argv, env, stdin) and its hardening;
+//! - `run`: attach, start, stdin, capped demultiplexed output, exit, timeout, OOM;
+//! - `capture`: the capped output buffers;
+//! - `network`: the functions' network, for executions that read objects;
+//! - `reap`: the in-flight set, listing and removal of labelled containers;
+//! - `errors`: engine errors to [`faas_runtime::Error`].
+//!
+//! Wiring: call [`DockerExecutor::reap`] periodically with the platform's liveness
+//! view, and [`DockerExecutor::shutdown`] on the way out (containers are removed in the
+//! background after each execution). A container reaches an API bound on the host at
+//! the functions' network's gateway ([`DockerExecutor::ensure_network`]); an API running
+//! in a container on that network is reachable by its name. Keep the `bollard` log
+//! target at `info` or above: at `debug` it logs request bodies, env (secrets) included.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bytes::Bytes;
+use faas_runtime::model::{Function, PullPolicy, RuntimeKind};
+use faas_runtime::ports::{ExecutionRequest, Executor, RawOutcome, Termination};
+use faas_runtime::{Error, Result};
+use tokio_util::task::TaskTracker;
+
+mod capture;
+mod errors;
+mod image;
+mod network;
+mod reap;
+pub mod reference;
+mod run;
+mod spec;
+
+pub use reap::ManagedContainer;
+pub use reference::ImageRef;
+pub use spec::{
+    LABEL_ATTEMPT, LABEL_EXECUTION_ID, LABEL_FUNCTION_ID, LABEL_MANAGED_BY, LABEL_WORKER_ID,
+    MANAGED_BY,
+};
+
+/// Longest wait for the engine's first answer (connect, ping).
+const ENGINE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the Docker executor runs containers; the composition root fills it from
+/// configuration (`NETWORK_NAME`, `FAAS_DOCKER_*`).
+#[derive(Debug, Clone)]
+pub struct DockerConfig {
+    /// Network of containers that read objects (`NETWORK_NAME`); created (internal
+    /// bridge) when missing. Other containers get network mode `none`.
+    pub network: String,
+    /// Pull policy of functions that set none.
+    pub default_pull_policy: PullPolicy,
+    /// Registry credentials: user, password and server (`None`: Docker Hub). Sent only
+    /// when pulling from that registry.
+    pub registry_auth: Option<(String, String, Option<String>)>,
+    /// `uid:gid` the function runs as; empty keeps the image's user.
+    pub user: String,
+    /// CPU limit in cores.
+    pub cpus: f64,
+    /// Most processes (and threads) one container may have.
+    pub pids_limit: i64,
+    /// Size of the private writable `/tmp` in MiB.
+    pub tmp_size_mb: u64,
+    /// This worker's id, written on every container it creates.
+    pub worker_id: String,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig {
+            network: "faas-functions".to_string(),
+            default_pull_policy: PullPolicy::IfNotPresent,
+            registry_auth: None,
+            user: "65534:65534".to_string(),
+            cpus: 1.0,
+            pids_limit: 128,
+            tmp_size_mb: 64,
+            worker_id: format!("worker-{}", std::process::id()),
+        }
+    }
+}
+
+/// Runs `docker` functions: a fresh container per execution, removed afterwards.
+#[derive(Debug)]
+pub struct DockerExecutor {
+    docker: Docker,
+    config: DockerConfig,
+    in_flight: reap::InFlight,
+    cleanup: TaskTracker,
+}
+
+impl DockerExecutor {
+    /// Connects to the local engine (`DOCKER_HOST`, else `/var/run/docker.sock`) and
+    /// removes what an earlier life of this worker left. `Unavailable` when no engine
+    /// answers.
+    pub async fn connect(config: DockerConfig) -> Result<Self> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|err| errors::to_runtime("connecting to the docker engine", err))?;
+        Self::start(docker, config).await
+    }
+
+    /// Like [`DockerExecutor::connect`], to the engine at `host` (`unix:///path`,
+    /// `tcp://host:port`).
+    pub async fn connect_with_host(host: &str, config: DockerConfig) -> Result<Self> {
+        let docker = Docker::connect_with_host(host)
+            .map_err(|err| errors::to_runtime("connecting to the docker engine", err))?;
+        Self::start(docker, config).await
+    }
+
+    async fn start(docker: Docker, config: DockerConfig) -> Result<Self> {
+        let docker = tokio::time::timeout(ENGINE_TIMEOUT, docker.negotiate_version())
+            .await
+            .map_err(|_| Error::Unavailable("the docker engine did not answer".to_string()))?
+            .map_err(|err| errors::to_runtime("connecting to the docker engine", err))?;
+        let executor = DockerExecutor {
+            docker,
+            config,
+            in_flight: reap::InFlight::default(),
+            cleanup: TaskTracker::new(),
+        };
+        let own = executor.config.worker_id.clone();
+        let removed = executor.reap(|_, worker| worker != own).await?;
+        tracing::info!(removed, worker.id = %own, "connected to the docker engine");
+        Ok(executor)
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &DockerConfig {
+        &self.config
+    }
+
+    /// Every container the platform labelled, on this engine.
+    pub async fn managed_containers(&self) -> Result<Vec<ManagedContainer>> {
+        reap::list_managed(&self.docker).await
+    }
+
+    /// Removes labelled containers whose execution is over or whose worker is gone:
+    /// `is_live(execution_id, worker_id)` says which to keep. Executions running in this
+    /// executor are always kept. Returns how many were removed; a failed removal is
+    /// logged and left to the next reap. Called at start-up for this worker's own
+    /// leftovers; the worker calls it periodically for everyone's (compute the live set
+    /// first: the predicate is synchronous).
+    pub async fn reap(&self, is_live: impl Fn(&str, &str) -> bool) -> Result<usize> {
+        let mut removed = 0;
+        for container in reap::list_managed(&self.docker).await? {
+            let ours = container.worker_id == self.config.worker_id;
+            if ours && self.in_flight.contains(&container.execution_id) {
+                continue;
+            }
+            if !is_live(&container.execution_id, &container.worker_id) {
+                tracing::info!(
+                    container.id = %container.id,
+                    execution.id = %container.execution_id,
+                    worker.id = %container.worker_id,
+                    "removing an orphaned function container"
+                );
+                match reap::remove(&self.docker, &container.id).await {
+                    Ok(()) => removed += 1,
+                    Err(err) => tracing::warn!(
+                        container.id = %container.id,
+                        error = %err,
+                        "removing an orphaned container failed; the next reap retries"
+                    ),
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Ensures the functions' network exists (re-created if someone removed it);
+    /// returns its gateway: the address at which a container on it reaches a server
+    /// bound on the host (build `API_BASE_URL` from it when the API runs on the host).
+    pub async fn ensure_network(&self) -> Result<Option<String>> {
+        network::ensure(&self.docker, &self.config.network).await
+    }
+
+    /// Waits (at most `grace`) for background container removals to finish.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.cleanup.close();
+        if tokio::time::timeout(grace, self.cleanup.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("container removals still running at shutdown; reap removes them");
+        }
+    }
+
+    fn policy(&self, function: &Function) -> PullPolicy {
+        function
+            .pull_policy
+            .unwrap_or(self.config.default_pull_policy)
+    }
+
+    /// Creates the container; `Ok(Err)` when the engine refuses its definition.
+    async fn create(
+        &self,
+        image: &ImageRef,
+        argv_prefix: Vec<String>,
+        request: &ExecutionRequest,
+    ) -> Result<std::result::Result<String, String>> {
+        let body = spec::container_body(image.as_str(), argv_prefix, request, &self.config);
+        match self.docker.create_container(None, body).await {
+            Ok(created) => Ok(Ok(created.id)),
+            Err(err) => match errors::answer(err) {
+                errors::Answer::Refused { status, message } if status != 404 && status < 500 => {
+                    Ok(Err(format!("the engine refused the container: {message}")))
+                }
+                // 404: the image went away after its check; a retry pulls it again.
+                errors::Answer::Refused {
+                    status: 404,
+                    message,
+                } => Err(Error::Unavailable(format!(
+                    "creating the container: {message}"
+                ))),
+                other => Err(errors::from_answer("creating the container", other)),
+            },
+        }
+    }
+}
+
+/// A guest-fault outcome with nothing captured.
+fn trap(message: String) -> RawOutcome {
+    RawOutcome {
+        termination: Termination::Trap(message),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        stdout_overflow: false,
+        stderr_overflow: false,
+    }
+}
+
+/// The function's parsed image reference.
+fn image_of(function: &Function) -> Result<ImageRef> {
+    let url = function
+        .image_url
+        .as_deref()
+        .ok_or_else(|| Error::Invalid("a docker function needs an image_url".to_string()))?;
+    ImageRef::parse(url)
+}
+
+#[async_trait]
+impl Executor for DockerExecutor {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Docker
+    }
+
+    /// Checks the image reference; with pull policy `never`, that the image is present.
+    async fn prepare(&self, function: &Function, _artifact: Option<Bytes>) -> Result<()> {
+        let image = image_of(function)?;
+        if self.policy(function) != PullPolicy::Never {
+            return Ok(());
+        }
+        match image::inspect(&self.docker, &image).await? {
+            None => Err(Error::Invalid(format!(
+                "image {} is not present on the docker engine and its pull policy is never",
+                image.as_str()
+            ))),
+            Some(Err(reason)) => Err(Error::Invalid(reason)),
+            Some(Ok(_)) => Ok(()),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(
+        execution.id = %request.execution_id,
+        function.id = %request.function.id,
+        attempt = request.attempt,
+    ))]
+    async fn execute(&self, request: ExecutionRequest) -> Result<RawOutcome> {
+        let image = match image_of(&request.function) {
+            Ok(image) => image,
+            Err(err) => return Ok(trap(err.to_string())),
+        };
+        let policy = self.policy(&request.function);
+        let auth = &self.config.registry_auth;
+        let local = match image::resolve(&self.docker, &image, policy, auth).await? {
+            Ok(local) => local,
+            Err(reason) => return Ok(trap(reason)),
+        };
+        if !request.objects.is_empty() {
+            self.ensure_network().await?;
+        }
+        let _running = self.in_flight.enter(&request.execution_id);
+        let id = match self.create(&image, local.argv_prefix, &request).await? {
+            Ok(id) => id,
+            Err(reason) => return Ok(trap(reason)),
+        };
+        // Removed in the background when dropped (off the latency, and on cancel);
+        // now when killed, as callers expect a timed-out container gone.
+        let container = reap::Disposer::new(&self.docker, &self.cleanup, id);
+        let ran = run::run(&self.docker, container.id(), &request).await;
+        if ran.as_ref().map_or(true, |ran| ran.killed) {
+            container.remove_now().await;
+        }
+        let ran = ran?;
+        tracing::debug!(termination = ?ran.termination, "container finished");
+        Ok(ran.into_outcome())
+    }
+
+    /// Pings the engine.
+    async fn ready(&self) -> Result<()> {
+        match tokio::time::timeout(ENGINE_TIMEOUT, self.docker.ping()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(errors::to_runtime("pinging the docker engine", err)),
+            Err(_) => Err(Error::Unavailable(
+                "pinging the docker engine: no answer in time".to_string(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! No orphans: the executions this worker runs now, the listing of every container
+//! the platform labelled, and their removal.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bollard::Docker;
+use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use faas_runtime::Result;
+use tokio_util::task::TaskTracker;
+
+use super::errors;
+use super::spec::{LABEL_EXECUTION_ID, LABEL_MANAGED_BY, LABEL_WORKER_ID, MANAGED_BY};
+
+/// A container the platform created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedContainer {
+    /// Engine id.
+    pub id: String,
+    /// The execution it ran (empty when the label is missing).
+    pub execution_id: String,
+    /// The worker that created it (empty when the label is missing).
+    pub worker_id: String,
+}
+
+/// Lists every container labelled `faas.managed-by=faas`, running or not.
+pub(crate) async fn list_managed(docker: &Docker) -> Result<Vec<ManagedContainer>> {
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("{LABEL_MANAGED_BY}={MANAGED_BY}")],
+    )]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let summaries = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(|err| errors::to_runtime("listing containers", err))?;
+    Ok(summaries
+        .into_iter()
+        .filter_map(|summary| {
+            let labels = summary.labels.unwrap_or_default();
+            let label = |key: &str| labels.get(key).cloned().unwrap_or_default();
+            Some(ManagedContainer {
+                id: summary.id?,
+                execution_id: label(LABEL_EXECUTION_ID),
+                worker_id: label(LABEL_WORKER_ID),
+            })
+        })
+        .collect())
+}
+
+/// Kills and removes a container (with its anonymous volumes); gone already is fine.
+pub(crate) async fn remove(docker: &Docker, id: &str) -> Result<()> {
+    let options = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    match docker.remove_container(id, Some(options)).await {
+        Ok(()) => Ok(()),
+        Err(err) if errors::is_not_found(&err) => Ok(()),
+        // 409: removal already in progress (a concurrent reap or cleanup).
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        }) => Ok(()),
+        Err(err) => Err(errors::to_runtime("removing a container", err)),
+    }
+}
+
+/// Execution ids this worker runs right now (with a count, for duplicate deliveries);
+/// the reaper never touches them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct InFlight(Arc<Mutex<HashMap<String, usize>>>);
+
+impl InFlight {
+    /// Marks `execution_id` as running until the guard drops.
+    pub(crate) fn enter(&self, execution_id: &str) -> InFlightGuard {
+        *self.lock().entry(execution_id.to_string()).or_default() += 1;
+        InFlightGuard {
+            set: self.clone(),
+            execution_id: execution_id.to_string(),
+        }
+    }
+
+    /// True while `execution_id` runs here.
+    pub(crate) fn contains(&self, execution_id: &str) -> bool {
+        self.lock().contains_key(execution_id)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        // The set stays consistent even if a holder panicked: recover it.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Removes its execution from the [`InFlight`] set on drop.
+#[derive(Debug)]
+pub(crate) struct InFlightGuard {
+    set: InFlight,
+    execution_id: String,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut set = self.set.lock();
+        if let Some(count) = set.get_mut(&self.execution_id) {
+            *count -= 1;
+            if *count == 0 {
+                set.remove(&self.execution_id);
+            }
+        }
+    }
+}
+
+/// Owns a created container: removes it when dropped (in the background), so that an
+/// execution whose future is dropped (cancelled) leaves no container behind.
+#[derive(Debug)]
+pub(crate) struct Disposer {
+    docker: Docker,
+    tracker: TaskTracker,
+    id: Option<String>,
+}
+
+impl Disposer {
+    /// Takes charge of container `id`.
+    pub(crate) fn new(docker: &Docker, tracker: &TaskTracker, id: String) -> Self {
+        Disposer {
+            docker: docker.clone(),
+            tracker: tracker.clone(),
+            id: Some(id),
+        }
+    }
+
+    /// The container's id.
+    pub(crate) fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or_default()
+    }
+
+    /// Removes the container before returning (callers expect a killed one gone).
+    pub(crate) async fn remove_now(mut self) {
+        if let Some(id) = self.id.take() {
+            removal(self.docker.clone(), id).await;
+        }
+    }
+}
+
+impl Drop for Disposer {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                self.tracker
+                    .spawn_on(removal(self.docker.clone(), id), &handle);
+            }
+            Err(_) => tracing::warn!(
+                container.id = %id,
+                "no runtime left to remove the container; the reaper will"
+            ),
+        }
+    }
+}
+
+async fn removal(docker: Docker, id: String) {
+    if let Err(err) = remove(&docker, &id).await {
+        tracing::warn!(container.id = %id, error = %err, "removing the container failed");
+    }
+}

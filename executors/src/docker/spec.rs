@@ -1,0 +1,226 @@
+//! The container definition of one execution: the function contract (argv, env,
+//! stdin) and the hardening every function container gets.
+
+use std::collections::HashMap;
+
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
+use faas_runtime::ports::ExecutionRequest;
+
+use super::DockerConfig;
+
+/// Label on every container this executor creates.
+pub const LABEL_MANAGED_BY: &str = "faas.managed-by";
+/// Value of [`LABEL_MANAGED_BY`].
+pub const MANAGED_BY: &str = "faas";
+/// Label holding the execution id.
+pub const LABEL_EXECUTION_ID: &str = "faas.execution-id";
+/// Label holding the function id.
+pub const LABEL_FUNCTION_ID: &str = "faas.function-id";
+/// Label holding the id of the worker that created the container.
+pub const LABEL_WORKER_ID: &str = "faas.worker-id";
+/// Label holding the delivery attempt.
+pub const LABEL_ATTEMPT: &str = "faas.attempt";
+
+/// Largest json-file log the engine keeps per container (output is captured by
+/// attaching; the log is only a by-product).
+const LOG_MAX_SIZE: &str = "1m";
+
+/// The engine's smallest memory limit; 0 would mean *no* limit, so it never passes.
+const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+
+/// Network mode of a container that needs no network.
+const NO_NETWORK: &str = "none";
+
+/// The labels of an execution's container.
+pub(crate) fn labels(request: &ExecutionRequest, worker_id: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
+        (LABEL_EXECUTION_ID.to_string(), request.execution_id.clone()),
+        (LABEL_FUNCTION_ID.to_string(), request.function.id.clone()),
+        (LABEL_WORKER_ID.to_string(), worker_id.to_string()),
+        (LABEL_ATTEMPT.to_string(), request.attempt.to_string()),
+    ])
+}
+
+/// The create body of an execution's container.
+///
+/// `argv_prefix` is the image's entrypoint followed by its cmd: the contract puts
+/// INPUT after both, so both move into `Entrypoint` and `Cmd` is `[INPUT]` (or empty
+/// when INPUT is too large for argv and comes on stdin only).
+pub(crate) fn container_body(
+    image: &str,
+    argv_prefix: Vec<String>,
+    request: &ExecutionRequest,
+    config: &DockerConfig,
+) -> ContainerCreateBody {
+    let cmd = request
+        .argv_input()
+        .map(|input| vec![input.to_string()])
+        .unwrap_or_default();
+    let env = request
+        .env
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    ContainerCreateBody {
+        image: Some(image.to_string()),
+        entrypoint: Some(argv_prefix),
+        cmd: Some(cmd),
+        env: Some(env),
+        user: (!config.user.is_empty()).then(|| config.user.clone()),
+        labels: Some(labels(request, &config.worker_id)),
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        open_stdin: Some(true),
+        stdin_once: Some(true),
+        tty: Some(false),
+        host_config: Some(host_config(request, config)),
+        ..Default::default()
+    }
+}
+
+/// Resource limits and isolation.
+fn host_config(request: &ExecutionRequest, config: &DockerConfig) -> HostConfig {
+    let memory = i64::try_from(request.memory_limit)
+        .unwrap_or(i64::MAX)
+        .max(MIN_MEMORY);
+    let network_mode = if request.objects.is_empty() {
+        NO_NETWORK.to_string()
+    } else {
+        config.network.clone()
+    };
+    let tmpfs = format!(
+        "rw,noexec,nosuid,nodev,size={}m,mode=1777",
+        config.tmp_size_mb.max(1)
+    );
+    HostConfig {
+        memory: Some(memory),
+        memory_swap: Some(memory),
+        nano_cpus: Some(nano_cpus(config.cpus)),
+        pids_limit: Some(config.pids_limit),
+        cap_drop: Some(vec!["ALL".to_string()]),
+        security_opt: Some(vec!["no-new-privileges".to_string()]),
+        privileged: Some(false),
+        readonly_rootfs: Some(true),
+        tmpfs: Some(HashMap::from([("/tmp".to_string(), tmpfs)])),
+        network_mode: Some(network_mode),
+        auto_remove: Some(false),
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("json-file".to_string()),
+            config: Some(HashMap::from([
+                ("max-size".to_string(), LOG_MAX_SIZE.to_string()),
+                ("max-file".to_string(), "1".to_string()),
+            ])),
+        }),
+        ..Default::default()
+    }
+}
+
+/// CPUs as the engine's `NanoCpus`; at least a hundredth of a core.
+fn nano_cpus(cpus: f64) -> i64 {
+    let cpus = if cpus.is_finite() && cpus > 0.0 {
+        cpus
+    } else {
+        1.0
+    };
+    ((cpus * 1e9) as i64).max(10_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faas_runtime::model::{Function, RuntimeKind};
+    use faas_runtime::ports::ObjectGrant;
+    use std::time::Duration;
+
+    fn request(input: String, objects: bool) -> ExecutionRequest {
+        let function = Function {
+            id: "f1".into(),
+            owner_id: "u1".into(),
+            name: "n".into(),
+            description: String::new(),
+            runtime: RuntimeKind::Docker,
+            image_url: Some("img".into()),
+            pull_policy: None,
+            module_sha256: None,
+            module_size: None,
+            timeout_secs: 5,
+            memory_mb: 64,
+            created_at: faas_runtime::model::now(),
+        };
+        let objects = objects
+            .then(|| ObjectGrant {
+                alias: "a".into(),
+                function_id: "f1".into(),
+                name: "o".into(),
+                size: 1,
+                content_type: "text/plain".into(),
+            })
+            .into_iter()
+            .collect();
+        ExecutionRequest {
+            execution_id: "e1".into(),
+            attempt: 1,
+            function,
+            input,
+            env: vec![("API_KEY".into(), "s3cret".into())],
+            objects,
+            objects_dir: None,
+            timeout: Duration::from_secs(5),
+            memory_limit: 64 << 20,
+            stdout_cap: 10,
+            stderr_cap: 10,
+        }
+    }
+
+    #[test]
+    fn contract_and_hardening() {
+        let config = DockerConfig::default();
+        let body = container_body(
+            "img",
+            vec!["/fn".into()],
+            &request("{}".into(), false),
+            &config,
+        );
+        assert_eq!(body.entrypoint, Some(vec!["/fn".to_string()]));
+        assert_eq!(body.cmd, Some(vec!["{}".to_string()]));
+        assert_eq!(body.env, Some(vec!["API_KEY=s3cret".to_string()]));
+        assert_eq!(body.user.as_deref(), Some("65534:65534"));
+        let host = body.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(host.memory, host.memory_swap);
+        assert_eq!(host.nano_cpus, Some(1_000_000_000));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        let labels = body.labels.unwrap();
+        assert_eq!(labels[LABEL_EXECUTION_ID], "e1");
+        assert_eq!(labels[LABEL_WORKER_ID], config.worker_id);
+    }
+
+    #[test]
+    fn large_input_leaves_argv_and_objects_join_the_network() {
+        let config = DockerConfig::default();
+        let big = "x".repeat(faas_runtime::ports::executor::MAX_ARGV_INPUT + 1);
+        let body = container_body("img", vec!["/fn".into()], &request(big, true), &config);
+        assert_eq!(body.cmd, Some(vec![]));
+        let host = body.host_config.unwrap();
+        assert_eq!(host.network_mode, Some(config.network));
+    }
+
+    #[test]
+    fn memory_limit_is_never_unlimited() {
+        let mut req = request("{}".into(), false);
+        req.memory_limit = 0;
+        let body = container_body("img", vec!["/fn".into()], &req, &DockerConfig::default());
+        let host = body.host_config.unwrap();
+        assert_eq!(host.memory, Some(MIN_MEMORY));
+        assert_eq!(host.memory_swap, Some(MIN_MEMORY));
+    }
+
+    #[test]
+    fn nano_cpus_has_a_floor_and_a_default() {
+        assert_eq!(nano_cpus(0.5), 500_000_000);
+        assert_eq!(nano_cpus(f64::NAN), 1_000_000_000);
+        assert_eq!(nano_cpus(0.0001), 10_000_000);
+    }
+}
