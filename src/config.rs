@@ -16,9 +16,13 @@ pub enum DockerMode {
     Off,
 }
 
-/// Settings of `faas serve` (API and workers in one process).
+/// Settings of `faas serve`, `faas api` and `faas worker` (each uses what its role needs).
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
+    /// NATS server URL: state, queue and objects in JetStream (required by `faas api` and
+    /// `faas worker`; without it `faas serve` uses the embedded backend in FAAS_DATA_DIR).
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: Option<String>,
     /// Address the API listens on.
     #[arg(long, env = "SERVER_ADDRESS", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
@@ -94,4 +98,54 @@ pub struct ServeConfig {
     /// Docker network of containers that read objects.
     #[arg(long, env = "NETWORK_NAME", default_value = "faas-functions")]
     pub network_name: String,
+}
+
+/// Settings of `faas autoscaler`.
+#[derive(Debug, Clone, Args)]
+pub struct AutoscalerConfig {
+    /// NATS server URL (the queue whose backlog is watched).
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Fewest worker containers.
+    #[arg(long, env = "MIN_WORKERS", default_value_t = 2)]
+    pub min_workers: u32,
+    /// Most worker containers.
+    #[arg(long, env = "MAX_WORKERS", default_value_t = 10)]
+    pub max_workers: u32,
+    /// Backlog per worker above which to add workers.
+    #[arg(long, env = "SCALE_UP_THRESHOLD", default_value_t = 3.0)]
+    pub scale_up_threshold: f64,
+    /// Backlog per worker below which to remove one.
+    #[arg(long, env = "SCALE_DOWN_THRESHOLD", default_value_t = 2.0)]
+    pub scale_down_threshold: f64,
+    /// Time between decisions (e.g. `30s`, `1m`).
+    #[arg(long, env = "CHECK_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub check_interval: std::time::Duration,
+    /// Quiet time after a change (e.g. `30s`).
+    #[arg(long, env = "COOLDOWN_PERIOD", default_value = "30s", value_parser = parse_duration)]
+    pub cooldown_period: std::time::Duration,
+    /// Label that marks the worker containers to clone and remove.
+    #[arg(long, env = "FAAS_WORKER_LABEL", default_value = "faas.role=worker")]
+    pub worker_label: String,
+    /// Seconds a removed worker gets to drain (SIGTERM, then kill).
+    #[arg(long, env = "FAAS_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub grace_secs: u64,
+}
+
+/// Parses `30s`, `2m`, `500ms` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30s"))?;
+    match unit {
+        "ms" => Ok(std::time::Duration::from_millis(n)),
+        "s" => Ok(std::time::Duration::from_secs(n)),
+        "m" => Ok(std::time::Duration::from_secs(n * 60)),
+        "h" => Ok(std::time::Duration::from_secs(n * 3600)),
+        _ => Err(format!("{s:?}: unknown unit (use ms, s, m or h)")),
+    }
 }

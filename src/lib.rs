@@ -1,11 +1,17 @@
 //! `faas`: the composition root of the FaaS platform. It names the concrete
 //! backends and executors and wires them into the API and the workers.
 //!
+//! - [`autoscale`]: `faas autoscaler` (NATS backlog -> worker containers);
+//! - [`backend`]: the storage ports on the embedded backend or NATS;
 //! - [`config`]: every setting, as a CLI flag and an environment variable;
+//! - [`docker`]: the Docker executor's wiring (gateway listener, reaper);
 //! - [`keys`]: the generated JWT and secret-sealing keys of a data directory;
 //! - [`platform`]: [`platform::Platform`], `faas serve` in one process (also used
 //!   by the end-to-end tests).
 
+pub mod autoscale;
+pub mod backend;
 pub mod config;
+pub mod docker;
 pub mod keys;
 pub mod platform;

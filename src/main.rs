@@ -1,4 +1,4 @@
-//! The `faas` command: `serve` (API + workers, embedded backend) and `admin`.
+//! The `faas` command: `serve` (API + workers), `api`, `worker`, `autoscaler`, `admin`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use faas::config::ServeConfig;
-use faas::platform::{Platform, promote_or_create};
+use faas::config::{AutoscalerConfig, ServeConfig};
+use faas::platform::{Platform, Roles, promote_or_create};
 use tracing_subscriber::EnvFilter;
 
 /// A self-hosted Function-as-a-Service platform.
@@ -23,6 +23,12 @@ struct Cli {
 enum Command {
     /// Run the API and a worker pool in one process on the embedded backend.
     Serve(Box<ServeConfig>),
+    /// Run the API only (state on NATS: needs NATS_URL).
+    Api(Box<ServeConfig>),
+    /// Run a worker pool only (state on NATS: needs NATS_URL).
+    Worker(Box<ServeConfig>),
+    /// Scale worker containers on the queue's backlog (Docker API).
+    Autoscaler(AutoscalerConfig),
     /// Create an admin account, or promote an existing user, in a data directory
     /// (while no `faas serve` uses it).
     Admin(AdminArgs),
@@ -50,13 +56,16 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     match Cli::parse().command {
-        Command::Serve(config) => serve(*config).await,
+        Command::Serve(config) => run(*config, Roles::All).await,
+        Command::Api(config) => run(*config, Roles::Api).await,
+        Command::Worker(config) => run(*config, Roles::Worker).await,
+        Command::Autoscaler(config) => faas::autoscale::run(config, shutdown_signal()).await,
         Command::Admin(args) => admin(args).await,
     }
 }
 
-async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    let platform = Platform::start(config).await?;
+async fn run(config: ServeConfig, roles: Roles) -> anyhow::Result<()> {
+    let platform = Platform::start_roles(config, roles).await?;
     shutdown_signal().await;
     tracing::info!("shutting down: no new work; in-flight executions get the grace period");
     platform.stop().await;

@@ -1,5 +1,7 @@
-//! [`Platform`]: the API and an in-process worker pool on the embedded backend.
+//! [`Platform`]: the processes of the platform. `faas serve` runs the API and a
+//! worker pool together; `faas api` and `faas worker` run one role each on NATS.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,102 +9,214 @@ use anyhow::Context;
 use faas_api::auth::{Auth, LoginLimiter};
 use faas_api::{ApiLimits, AppState};
 use faas_executors::wasmtime::{WasmtimeConfig, WasmtimeExecutor};
-use faas_runtime::embedded::{Db, EmbeddedKv, EmbeddedObjects, EmbeddedQueue, QueueConfig};
 use faas_runtime::model::Role;
-use faas_runtime::ports::{Executor, ObjectStore, WorkQueue};
-use faas_runtime::sealing::SecretBox;
+use faas_runtime::ports::{Executor, ObjectStore};
 use faas_runtime::store::Store;
 use faas_runtime::worker::{Worker, WorkerConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{DockerMode, ServeConfig};
+use crate::backend::Ports;
+use crate::config::ServeConfig;
 
-/// A running `faas serve`.
+/// Which parts a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Roles {
+    /// API and workers (`faas serve`).
+    All,
+    /// The API only (`faas api`).
+    Api,
+    /// Workers only (`faas worker`).
+    Worker,
+}
+
+/// A running process of the platform.
 pub struct Platform {
-    /// The address the API listens on.
-    pub addr: std::net::SocketAddr,
+    /// The address the API listens on (unset for a worker).
+    pub addr: Option<SocketAddr>,
     shutdown: CancellationToken,
-    api: JoinHandle<std::io::Result<()>>,
-    worker: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Platform {
-    /// Opens the data directory, starts the worker pool and serves the API.
+    /// Starts `faas serve`: API and workers in one process.
     pub async fn start(config: ServeConfig) -> anyhow::Result<Platform> {
-        let db = Db::open(&config.data_dir).context("open the data directory")?;
-        let store = Store::new(Arc::new(EmbeddedKv::new(db.clone())));
-        let queue_config = QueueConfig {
-            ack_wait: Duration::from_secs(config.ack_wait_secs.max(1)),
-            max_messages: config.queue_max,
-        };
-        let queue: Arc<dyn WorkQueue> =
-            Arc::new(EmbeddedQueue::open(db.clone(), queue_config).await?);
-        let objects: Arc<dyn ObjectStore> = Arc::new(EmbeddedObjects::new(db.clone())?);
-        let secrets = SecretBox::new(&crate::keys::secrets_key(
-            config.secrets_key.as_deref(),
-            db.dir(),
-        )?);
-        let jwt = crate::keys::jwt_secret(config.jwt_secret.as_deref(), db.dir())?;
-        let limiter = LoginLimiter::new(
-            config.login_max_failures,
-            Duration::from_secs(config.login_window_secs),
-        );
-        let auth = Auth::new(&jwt, Duration::from_secs(config.token_ttl_secs), limiter)
-            .map_err(anyhow::Error::msg)?;
-        let executors = executors(&config, &objects).await?;
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .with_context(|| format!("bind {}", config.addr))?;
-        let addr = listener.local_addr()?;
-        let state = AppState::new(
-            store.clone(),
-            queue.clone(),
-            objects.clone(),
-            executors.clone(),
-            auth,
-            secrets.clone(),
-            limits(&config),
-        );
-        ensure_admin(&state, &config).await?;
-        let worker = Worker::new(
-            store,
-            queue,
-            objects,
-            executors,
-            secrets,
-            worker_config(&config, addr, db.dir()),
-        );
-        let requeued = worker.requeue_unfinished().await?;
-        tracing::info!(requeued, "unfinished executions back in the queue");
+        Self::start_roles(config, Roles::All).await
+    }
+
+    /// Starts the given roles.
+    pub async fn start_roles(config: ServeConfig, roles: Roles) -> anyhow::Result<Platform> {
+        let ports = Ports::open(&config).await?;
+        if roles != Roles::All && !ports.shared {
+            anyhow::bail!(
+                "`faas api` and `faas worker` need NATS_URL (state shared between processes)"
+            );
+        }
+        let secrets = ports.secret_box(&config)?;
+        let worker_id = worker_id();
+        let executors = executors(&config, &ports.objects, &worker_id).await?;
         let shutdown = CancellationToken::new();
-        let worker = tokio::spawn(worker.run(shutdown.clone()));
-        let api_stop = shutdown.clone();
-        let api = tokio::spawn(faas_api::serve(listener, state, async move {
-            api_stop.cancelled().await
-        }));
-        tracing::info!(%addr, data_dir = %config.data_dir.display(), "faas serve is listening");
+        let mut tasks = Vec::new();
+        let mut addr = None;
+        let mut functions_base = config.api_base_url.clone();
+        if roles != Roles::Worker {
+            let state = api_state(&config, &ports, executors.all.clone(), secrets.clone())?;
+            ensure_admin(&state, &config).await?;
+            let bound = spawn_api(&config, state.clone(), &shutdown, &mut tasks).await?;
+            if functions_base.is_none() {
+                functions_base = Some(match &executors.docker {
+                    Some(d) => {
+                        spawn_gateway_listener(d, bound, state, &shutdown, &mut tasks).await?
+                    }
+                    None => format!("http://{bound}"),
+                });
+            }
+            addr = Some(bound);
+        }
+        if roles != Roles::Api {
+            let base = functions_base.unwrap_or_else(|| format!("http://{}", config.addr));
+            let w = Worker::new(
+                ports.store.clone(),
+                ports.queue.clone(),
+                ports.objects.clone(),
+                executors.all,
+                secrets,
+                worker_config(&config, worker_id, base, &ports),
+            );
+            if !ports.shared {
+                // One process owns the embedded queue: anything not final and not queued
+                // was lost between accepting and queueing. (On NATS, re-publishing could
+                // duplicate a message that is still in the stream, so it is not done.)
+                let requeued = w.requeue_unfinished().await?;
+                tracing::info!(requeued, "unfinished executions back in the queue");
+            }
+            if let Some(d) = executors.docker {
+                tasks.push(tokio::spawn(crate::docker::reap_forever(
+                    d,
+                    ports.store.clone(),
+                    shutdown.clone(),
+                )));
+            }
+            tasks.push(tokio::spawn(w.run(shutdown.clone())));
+        }
         Ok(Platform {
             addr,
             shutdown,
-            api,
-            worker,
+            tasks,
         })
     }
 
     /// Stops taking requests and work; waits for in-flight executions (grace period).
     pub async fn stop(self) {
         self.shutdown.cancel();
-        let _ = self.api.await;
-        let _ = self.worker.await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
     }
+}
+
+fn worker_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        &faas_runtime::model::new_id()[24..]
+    )
+}
+
+async fn spawn_api(
+    c: &ServeConfig,
+    state: AppState,
+    stop: &CancellationToken,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(c.addr)
+        .await
+        .with_context(|| format!("bind {}", c.addr))?;
+    let bound = listener.local_addr()?;
+    let stop = stop.clone();
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) =
+            faas_api::serve(listener, state, async move { stop.cancelled().await }).await
+        {
+            tracing::error!(error = %e, "the API server failed");
+        }
+    }));
+    tracing::info!(addr = %bound, data_dir = %c.data_dir.display(), "faas is listening");
+    Ok(bound)
+}
+
+/// Function containers reach the host at their network's gateway: serve the
+/// capability route there (same port when free) and return that base URL.
+async fn spawn_gateway_listener(
+    docker: &faas_executors::docker::DockerExecutor,
+    api: SocketAddr,
+    state: AppState,
+    stop: &CancellationToken,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<String> {
+    let Some(gateway) = docker.ensure_network().await? else {
+        return Ok(format!("http://{api}"));
+    };
+    if api.ip().is_unspecified() {
+        return Ok(format!("http://{gateway}:{}", api.port()));
+    }
+    let listener = match TcpListener::bind((gateway.as_str(), api.port())).await {
+        Ok(l) => l,
+        Err(_) => TcpListener::bind((gateway.as_str(), 0))
+            .await
+            .with_context(|| format!("bind the functions' gateway {gateway}"))?,
+    };
+    let bound = listener.local_addr()?;
+    let stop = stop.clone();
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) =
+            faas_api::serve_capabilities(listener, state, async move { stop.cancelled().await })
+                .await
+        {
+            tracing::error!(error = %e, "the functions' listener failed");
+        }
+    }));
+    tracing::info!(addr = %bound, "object capability URLs for containers served on the functions' network");
+    Ok(format!("http://{bound}"))
+}
+
+fn api_state(
+    c: &ServeConfig,
+    ports: &Ports,
+    executors: Vec<Arc<dyn Executor>>,
+    secrets: faas_runtime::sealing::SecretBox,
+) -> anyhow::Result<AppState> {
+    let jwt = ports.jwt_secret(c)?;
+    let limiter = LoginLimiter::new(
+        c.login_max_failures,
+        Duration::from_secs(c.login_window_secs),
+    );
+    let auth = Auth::new(&jwt, Duration::from_secs(c.token_ttl_secs), limiter)
+        .map_err(anyhow::Error::msg)?;
+    Ok(AppState::new(
+        ports.store.clone(),
+        ports.queue.clone(),
+        ports.objects.clone(),
+        executors,
+        auth,
+        secrets,
+        limits(c),
+    ))
+}
+
+/// The executors of a process: Wasmtime always, Docker when configured and reachable.
+struct Executors {
+    all: Vec<Arc<dyn Executor>>,
+    docker: Option<Arc<faas_executors::docker::DockerExecutor>>,
 }
 
 async fn executors(
     config: &ServeConfig,
     objects: &Arc<dyn ObjectStore>,
-) -> anyhow::Result<Vec<Arc<dyn Executor>>> {
+    worker_id: &str,
+) -> anyhow::Result<Executors> {
     let wasm = WasmtimeExecutor::new(
         WasmtimeConfig {
             cache_dir: config.data_dir.join("compiled"),
@@ -112,11 +226,12 @@ async fn executors(
         },
         objects.clone(),
     )?;
-    let list: Vec<Arc<dyn Executor>> = vec![Arc::new(wasm)];
-    if config.docker != DockerMode::Off {
-        tracing::info!("the Docker executor is not built into this version yet");
+    let mut all: Vec<Arc<dyn Executor>> = vec![Arc::new(wasm)];
+    let docker = crate::docker::connect(config, worker_id).await?;
+    if let Some(d) = &docker {
+        all.push(d.clone());
     }
-    Ok(list)
+    Ok(Executors { all, docker })
 }
 
 fn limits(c: &ServeConfig) -> ApiLimits {
@@ -133,21 +248,19 @@ fn limits(c: &ServeConfig) -> ApiLimits {
 
 fn worker_config(
     c: &ServeConfig,
-    addr: std::net::SocketAddr,
-    data: &std::path::Path,
+    worker_id: String,
+    api_base_url: String,
+    ports: &Ports,
 ) -> WorkerConfig {
     WorkerConfig {
-        worker_id: format!("serve-{}", std::process::id()),
+        worker_id,
         max_concurrent: c.max_concurrent.max(1),
         max_attempts: c.max_attempts.max(1),
         max_timeout: Duration::from_secs(c.max_timeout_secs),
         stdout_cap: c.output_cap_bytes,
         stderr_cap: c.output_cap_bytes,
-        api_base_url: c
-            .api_base_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{addr}")),
-        staging_dir: data.join("staging"),
+        api_base_url,
+        staging_dir: ports.data_dir.join("staging"),
         grace: Duration::from_secs(c.grace_secs),
     }
 }

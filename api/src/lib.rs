@@ -33,18 +33,42 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let trace = TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-        let path = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
-        tracing::info_span!("request", method = %req.method(), path, status = tracing::field::Empty)
-    })
-    .on_response(|res: &axum::http::Response<_>, latency: std::time::Duration, span: &tracing::Span| {
-        span.record("status", res.status().as_u16());
-        tracing::debug!(latency_ms = latency.as_millis() as u64, "response");
-    });
-    let app = router(state).layer(trace);
+    serve_router(listener, router(state), shutdown).await
+}
+
+/// Serves only what function containers need (see [`routes::capability_router`]).
+pub async fn serve_capabilities(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_router(listener, routes::capability_router(state), shutdown).await
+}
+
+async fn serve_router(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|req: &Request<_>| {
+            let path = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(MatchedPath::as_str)
+                .unwrap_or("unmatched");
+            tracing::info_span!("request", method = %req.method(), path, status = tracing::field::Empty)
+        })
+        .on_response(
+            |res: &axum::http::Response<_>, latency: std::time::Duration, span: &tracing::Span| {
+                span.record("status", res.status().as_u16());
+                tracing::debug!(latency_ms = latency.as_millis() as u64, "response");
+            },
+        );
     axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        app.layer(trace)
+            .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ApiJson;
-use crate::routes::{auth, executions, functions, health, objects, secrets, users};
+use crate::routes::{auth, executions, functions, health, objects, secrets, users, workers};
 
 struct BearerAuth;
 
@@ -33,7 +33,7 @@ impl Modify for BearerAuth {
         executions::submit, executions::list, executions::get, executions::cancel,
         objects::upload, objects::download, objects::delete, objects::list, objects::capability,
         secrets::create, secrets::list, secrets::get, secrets::update, secrets::delete,
-        health::healthz, health::readyz,
+        health::healthz, health::readyz, workers::list,
     ),
     modifiers(&BearerAuth)
 )]

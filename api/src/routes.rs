@@ -7,6 +7,7 @@ pub mod health;
 pub mod objects;
 pub mod secrets;
 pub mod users;
+pub mod workers;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
     let authed = Router::new()
         .route("/api/users", get(users::list))
         .route("/api/users/{id}", get(users::get))
+        .route("/api/workers", get(workers::list))
         .route(
             "/api/functions",
             get(functions::list)
@@ -86,5 +88,18 @@ pub fn router(state: AppState) -> Router {
         .merge(authed)
         .fallback(crate::error::fallback)
         .layer(json_limit)
+        .with_state(state)
+}
+
+/// Only the capability route (`/api/exec-objects/...`) and `/healthz`: what function
+/// containers may reach on the listener bound to their network's gateway.
+pub fn capability_router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/api/exec-objects/{token}/{function_id}/{name}",
+            get(objects::capability),
+        )
+        .route("/healthz", get(health::healthz))
+        .fallback(crate::error::fallback)
         .with_state(state)
 }

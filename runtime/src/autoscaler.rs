@@ -20,7 +20,7 @@ pub use policy::{Decision, Observation, ScalePolicy, decide};
 /// Starts and stops worker instances (containers, processes, ...).
 #[async_trait]
 pub trait WorkerScaler: Send + Sync + 'static {
-    /// Ids of the worker instances that are running.
+    /// Ids of the worker instances that are running, the ones to remove first last.
     async fn workers(&self) -> Result<Vec<String>>;
     /// Starts `n` more instances.
     async fn add(&self, n: u32) -> Result<()>;
@@ -68,8 +68,7 @@ async fn step(
     last_change: Option<Duration>,
 ) -> Result<bool> {
     let stats = queue.stats().await?;
-    let mut workers = scaler.workers().await?;
-    workers.sort();
+    let workers = scaler.workers().await?;
     let obs = Observation {
         backlog: stats.pending + stats.in_flight,
         workers: workers.len() as u32,

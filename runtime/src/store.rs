@@ -38,6 +38,8 @@ pub mod buckets {
     pub const SECRET_NAMES: &str = "secret_names";
     /// Capability grants of running executions, by token hash.
     pub const GRANTS: &str = "grants";
+    /// Worker heartbeats, by worker id.
+    pub const WORKERS: &str = "workers";
     /// Every bucket above.
     pub const ALL: &[&str] = &[
         USERS,
@@ -50,6 +52,7 @@ pub mod buckets {
         SECRETS,
         SECRET_NAMES,
         GRANTS,
+        WORKERS,
     ];
 }
 

@@ -3,10 +3,12 @@
 //! revision-checked writes, so a stale attempt never overwrites a newer one.
 //!
 //! - [`attempt`]: one delivery from lease to ack;
-//! - [`context`]: secrets, object grants and staging for one attempt.
+//! - `context`: secrets, object grants and staging for one attempt;
+//! - [`presence`]: the heartbeat that shows a worker is alive.
 
 mod attempt;
 mod context;
+pub mod presence;
 
 pub use context::{Grant, grant_key};
 
@@ -96,6 +98,13 @@ impl Worker {
         let permits = Arc::new(Semaphore::new(self.config.max_concurrent.max(1)));
         let hard_stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let presence = tokio::spawn(presence::announce(
+            self.store.clone(),
+            self.presence(),
+            running.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(worker.id = %self.config.worker_id, max_concurrent = self.config.max_concurrent, "worker started");
         while !shutdown.is_cancelled() {
             while tasks.try_join_next().is_some() {}
@@ -123,13 +132,29 @@ impl Worker {
             for (delivery, permit) in deliveries.into_iter().zip(held.drain(..)) {
                 let worker = self.clone();
                 let stop = hard_stop.clone();
+                let running = running.clone();
                 tasks.spawn(async move {
+                    running.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     worker.attempt(delivery, stop).await;
+                    running.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                     drop(permit);
                 });
             }
         }
         self.drain(tasks, hard_stop).await;
+        let _ = presence.await;
+    }
+
+    fn presence(&self) -> presence::WorkerPresence {
+        let now = time::OffsetDateTime::now_utc();
+        presence::WorkerPresence {
+            worker_id: self.config.worker_id.clone(),
+            host: std::env::var("HOSTNAME").unwrap_or_default(),
+            running: 0,
+            max_concurrent: self.config.max_concurrent,
+            started_at: now,
+            last_seen: now,
+        }
     }
 
     async fn drain(&self, mut tasks: JoinSet<()>, hard_stop: CancellationToken) {

@@ -59,7 +59,10 @@ impl TestApp {
         let platform = Platform::start(config(data.path(), extra))
             .await
             .expect("platform starts");
-        let api = Api::new(&format!("http://{}", platform.addr));
+        let api = Api::new(&format!(
+            "http://{}",
+            platform.addr.expect("the API listens")
+        ));
         TestApp {
             platform: Some(platform),
             api,
