@@ -15,7 +15,18 @@
 //!
 //! [`connect`] builds all three on one client. A wrong URL fails at once with
 //! [`crate::Error::Unavailable`]; after a successful connect the client reconnects
-//! on its own, and calls made while the server is away fail with `Unavailable`.
+//! on its own, and calls made while the server is away (or in flight when the
+//! connection drops) fail at once with `Unavailable`.
+//!
+//! Where NATS differs from the embedded backend:
+//! - an ack of an expired lease is refused only within the process that leased
+//!   the newer delivery; from another process JetStream accepts it. The worker's
+//!   revision-checked final write fences stale results;
+//! - a message nacked with a delay counts as `in_flight` (JetStream keeps it
+//!   ack-pending) until it is redelivered;
+//! - a PubAck means the server stored the message; it reaches the disk at the
+//!   server's sync interval (run the server with `sync_interval: always` to
+//!   survive power loss, not only a crash of the server process).
 
 pub mod kv;
 mod leases;

@@ -76,10 +76,21 @@ impl Link {
     pub(crate) async fn run<F: Future>(&self, what: &str, op: F) -> Result<F::Output> {
         self.check()?;
         let mut down = self.down.clone();
+        // Only a disconnection after this point counts: the flag may still be set
+        // from an outage the client has already recovered from.
+        down.mark_unchanged();
+        let dropped = async move {
+            while down.changed().await.is_ok() {
+                if *down.borrow_and_update() {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await
+        };
         tokio::select! {
             biased;
             out = op => Ok(out),
-            _ = down.wait_for(|d| *d) => Err(Error::Unavailable(format!(
+            () = dropped => Err(Error::Unavailable(format!(
                 "NATS connection lost during {what}"
             ))),
         }

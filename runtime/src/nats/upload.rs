@@ -71,7 +71,16 @@ pub(crate) async fn upload(
             return Err(e);
         }
     };
-    let info = ObjectInfo {
+    let info = publish_meta(target, &object_info(target, nuid, &stored)).await?;
+    if let Some(old) = previous {
+        purge(target, &format!("$O.{}.C.{old}", target.bucket)).await;
+    }
+    Ok(info)
+}
+
+/// The metadata of the object whose chunks `stored` describes.
+fn object_info(target: &Target<'_>, nuid: String, stored: &Stored) -> ObjectInfo {
+    ObjectInfo {
         name: target.name.to_string(),
         description: None,
         metadata: HashMap::from([
@@ -93,12 +102,7 @@ pub(crate) async fn upload(
         modified: Some(crate::model::now()),
         digest: Some(format!("SHA-256={}", URL_SAFE.encode(stored.sha256))),
         deleted: false,
-    };
-    let info = publish_meta(target, &info).await?;
-    if let Some(old) = previous {
-        purge(target, &format!("$O.{}.C.{old}", target.bucket)).await;
     }
-    Ok(info)
 }
 
 /// Publishes the body in chunks, refusing past `max_size`.
