@@ -36,10 +36,12 @@ pub fn config(data: &Path, extra: &[&str]) -> ServeConfig {
         format!("--data-dir={}", data.display()),
         "--ack-wait-secs=3".into(),
         "--grace-secs=5".into(),
-        "--docker=off".into(),
         "--admin-username=root".into(),
         "--admin-password=rootpassword".into(),
     ];
+    if !extra.iter().any(|a| a.starts_with("--docker")) {
+        args.push("--docker=off".into());
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     Wrap::parse_from(args).c
 }
