@@ -1,6 +1,6 @@
 //! The ports (traits) through which the platform reaches its state, its queue, its
 //! object store and its executors. Backends implement them: [`crate::embedded`]
-//! (SQLite + files) and, later, NATS JetStream.
+//! (SQLite + files) and [`crate::nats`] (NATS JetStream).
 
 pub mod executor;
 pub mod kv;

@@ -16,14 +16,17 @@ pub struct Delivery {
     pub payload: Bytes,
     /// 1 for the first delivery, 2 for the first redelivery, ...
     pub attempt: u32,
-    /// Identifies this lease; an ack with an expired lease is refused.
+    /// Identifies this lease. The embedded queue refuses an ack with an expired lease;
+    /// NATS refuses it only within the process that leased it. Either way a stale
+    /// attempt's result is fenced by the revision-checked final write, not the ack.
     pub lease: String,
 }
 
 /// Queue depth, for the autoscaler and `/readyz`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueStats {
-    /// Waiting to be delivered (including delayed redeliveries).
+    /// Waiting to be delivered (embedded: including delayed redeliveries; NATS counts
+    /// a message nacked with a delay as in flight until it is redelivered).
     pub pending: u64,
     /// Delivered and not yet acked.
     pub in_flight: u64,
