@@ -37,6 +37,7 @@ pub struct Platform {
     pub addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    docker: Option<Arc<faas_executors::docker::DockerExecutor>>,
 }
 
 impl Platform {
@@ -91,7 +92,7 @@ impl Platform {
                 let requeued = w.requeue_unfinished().await?;
                 tracing::info!(requeued, "unfinished executions back in the queue");
             }
-            if let Some(d) = executors.docker {
+            if let Some(d) = executors.docker.clone() {
                 tasks.push(tokio::spawn(crate::docker::reap_forever(
                     d,
                     ports.store.clone(),
@@ -104,6 +105,7 @@ impl Platform {
             addr,
             shutdown,
             tasks,
+            docker: executors.docker,
         })
     }
 
@@ -112,6 +114,9 @@ impl Platform {
         self.shutdown.cancel();
         for task in self.tasks {
             let _ = task.await;
+        }
+        if let Some(d) = self.docker {
+            d.shutdown(Duration::from_secs(10)).await;
         }
     }
 }
