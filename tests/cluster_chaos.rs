@@ -243,6 +243,28 @@ async fn chaos_kill_restart_stall_loses_nothing() {
         }
     }
 
+    // Nothing else is left open either (e.g. an execution created by a submit whose
+    // answer was lost while NATS restarted): list every record of the user.
+    let mut listed: usize = 0;
+    let mut open = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/executions?limit=200&cursor={c}"),
+            None => "/api/executions?limit=200".to_string(),
+        };
+        let page = api.get(&token, &path).await.expect(200);
+        for e in page["executions"].as_array().unwrap() {
+            listed += 1;
+            if !is_final(e) {
+                open.push(e["id"].to_string());
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
     let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
     let mut redelivered = 0;
     let mut redelivered_spins = 0;
@@ -285,9 +307,12 @@ async fn chaos_kill_restart_stall_loses_nothing() {
     println!("redelivered (attempt>1):  {redelivered} ({redelivered_spins} c-spin), max attempt {max_attempt}");
     println!("duplicates prevented:     {} (stale-attempt writes rejected by revision: {stale}; runs cancelled on lease loss: {lease_lost})", stale + lease_lost);
     println!("final records changed:    {}", changed.len());
+    println!("records listed:           {listed} (extra ones from submits whose answer was lost: {}), not final: {}", listed.saturating_sub(ids.len()), open.len());
     println!("time to all final:        {:.1} s (whole test so far {:.1} s)", all_final.as_secs_f64(), t0.elapsed().as_secs_f64());
     println!("------------------------------");
 
+    assert!(open.is_empty(), "executions left open: {open:?}");
+    assert!(listed >= ids.len(), "every accepted execution is listed");
     assert!(changed.is_empty(), "final records changed afterwards: {changed:#?}");
     assert!(wrong_output.is_empty(), "outputs of another execution: {wrong_output:#?}");
     assert_eq!(completed, ids.len(), "every execution completes: {by_status:?}");
