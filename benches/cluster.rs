@@ -13,12 +13,12 @@
 //! - unloaded: 200 executions one at a time, each polled (1 ms) until completed:
 //!   the client-observed submit-to-completed latency.
 
+#[path = "../tests/support/cluster.rs"]
+mod cluster;
 #[path = "../tests/support/harness.rs"]
 mod harness;
 #[path = "../runtime/tests/support/nats_server.rs"]
 mod nats_server;
-#[path = "../tests/support/cluster.rs"]
-mod cluster;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -41,6 +41,13 @@ struct Stats {
     server_p99: f64,
     unloaded_p50: f64,
     unloaded_p99: f64,
+    /// Unloaded phase breakdown (server timestamps, p50 ms): HTTP submit as seen by the
+    /// client, created->started (queue + dispatch + claim), run (duration_ms),
+    /// started->completed (run + result write).
+    u_submit_p50: f64,
+    u_queue_p50: f64,
+    u_run_p50: f64,
+    u_finish_p50: f64,
     failed: usize,
 }
 
@@ -69,8 +76,12 @@ async fn measure(label: &str, base: &str, n: usize, c: usize) -> Stats {
     let hello = api.deploy_sample(&token, "rust-hello.wasm").await;
     // Warm-up (module compile, connections).
     for i in 0..20 {
-        api.run(&token, &hello, json!({"direct_inputs": {"name": format!("w{i}")}}))
-            .await;
+        api.run(
+            &token,
+            &hello,
+            json!({"direct_inputs": {"name": format!("w{i}")}}),
+        )
+        .await;
     }
 
     // Load phase.
@@ -88,7 +99,11 @@ async fn measure(label: &str, base: &str, n: usize, c: usize) -> Stats {
                 }
                 let t = Instant::now();
                 let id = api
-                    .submit(&token, &hello, json!({"direct_inputs": {"name": format!("b{i}")}}))
+                    .submit(
+                        &token,
+                        &hello,
+                        json!({"direct_inputs": {"name": format!("b{i}")}}),
+                    )
                     .await;
                 out.push((id, t.elapsed().as_secs_f64() * 1e3));
             }
@@ -122,7 +137,10 @@ async fn measure(label: &str, base: &str, n: usize, c: usize) -> Stats {
         }
     }
     let wall = start.elapsed();
-    let failed = records.iter().filter(|e| e["status"] != "completed").count();
+    let failed = records
+        .iter()
+        .filter(|e| e["status"] != "completed")
+        .count();
     let mut server_ms: Vec<f64> = records
         .iter()
         .filter(|e| e["status"] == "completed")
@@ -131,14 +149,28 @@ async fn measure(label: &str, base: &str, n: usize, c: usize) -> Stats {
 
     // Unloaded phase: one at a time, client-observed.
     let mut unloaded = Vec::new();
+    let (mut u_submit, mut u_queue, mut u_run, mut u_finish) = (vec![], vec![], vec![], vec![]);
     for i in 0..200 {
         let t = Instant::now();
         let id = api
-            .submit(&token, &hello, json!({"direct_inputs": {"name": format!("u{i}")}}))
+            .submit(
+                &token,
+                &hello,
+                json!({"direct_inputs": {"name": format!("u{i}")}}),
+            )
             .await;
+        u_submit.push(t.elapsed().as_secs_f64() * 1e3);
         loop {
             let e = get_exec(&api, &token, &id).await;
             if e["status"] == "completed" {
+                let (c, s, d) = (
+                    ts(&e["created_at"]),
+                    ts(&e["started_at"]),
+                    ts(&e["completed_at"]),
+                );
+                u_queue.push((s - c).as_seconds_f64() * 1e3);
+                u_finish.push((d - s).as_seconds_f64() * 1e3);
+                u_run.push(e["duration_ms"].as_f64().unwrap_or(f64::NAN));
                 break;
             }
             assert!(e["status"] == "pending" || e["status"] == "running", "{e}");
@@ -158,6 +190,10 @@ async fn measure(label: &str, base: &str, n: usize, c: usize) -> Stats {
         server_p99: pct(&mut server_ms, 0.99),
         unloaded_p50: pct(&mut unloaded, 0.5),
         unloaded_p99: pct(&mut unloaded, 0.99),
+        u_submit_p50: pct(&mut u_submit, 0.5),
+        u_queue_p50: pct(&mut u_queue, 0.5),
+        u_run_p50: pct(&mut u_run, 0.5),
+        u_finish_p50: pct(&mut u_finish, 0.5),
         failed,
     };
     println!(
@@ -175,6 +211,10 @@ async fn measure(label: &str, base: &str, n: usize, c: usize) -> Stats {
         s.unloaded_p50,
         s.unloaded_p99,
         s.failed
+    );
+    println!(
+        "{label:<8} unloaded breakdown p50: submit HTTP {:.2} ms, created->started {:.2} ms, run (duration_ms) {:.1} ms, started->completed {:.2} ms",
+        s.u_submit_p50, s.u_queue_p50, s.u_run_p50, s.u_finish_p50
     );
     s
 }
@@ -221,8 +261,14 @@ fn spawn_serve() -> (Serve, String) {
 
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
-    let n: usize = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
-    let c: usize = std::env::var("BENCH_C").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
+    let n: usize = std::env::var("BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let c: usize = std::env::var("BENCH_C")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -230,7 +276,9 @@ fn main() {
         .unwrap();
     println!(
         "cluster bench: {n} rust-hello executions, {c} concurrent submitters, {} cores, binary {}",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
         env!("CARGO_BIN_EXE_faas")
     );
     let embedded = {

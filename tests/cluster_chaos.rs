@@ -6,12 +6,12 @@
 //!
 //! Needs `nats-server` on PATH (`make test-deps`).
 
+#[path = "support/cluster.rs"]
+mod cluster;
 #[path = "support/harness.rs"]
 mod harness;
 #[path = "../runtime/tests/support/nats_server.rs"]
 mod nats_server;
-#[path = "support/cluster.rs"]
-mod cluster;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -137,7 +137,11 @@ async fn chaos_kill_restart_stall_loses_nothing() {
                     let ms = 1000 + (i * 137) % 2001;
                     (&spin, json!({"direct_inputs": {"ms": ms}}), "spin")
                 } else {
-                    (&hello, json!({"direct_inputs": {"name": format!("n{i}")}}), "hello")
+                    (
+                        &hello,
+                        json!({"direct_inputs": {"name": format!("n{i}")}}),
+                        "hello",
+                    )
                 };
                 let id = submit(&api, &token, fid, input, &retries).await;
                 submitted.fetch_add(1, Ordering::Relaxed);
@@ -165,26 +169,49 @@ async fn chaos_kill_restart_stall_loses_nothing() {
             at(base + 4.0);
             {
                 let mut c = cluster.lock().unwrap();
-                log(t0, &format!("kill -9 worker pid {} ({} submitted)", c.workers[0].pid(), submitted.load(Ordering::Relaxed)));
+                log(
+                    t0,
+                    &format!(
+                        "kill -9 worker pid {} ({} submitted)",
+                        c.workers[0].pid(),
+                        submitted.load(Ordering::Relaxed)
+                    ),
+                );
                 c.kill_worker(0);
             }
             std::thread::sleep(Duration::from_secs(1));
             {
                 let mut c = cluster.lock().unwrap();
                 c.add_worker();
-                log(t0, &format!("replacement worker pid {}", c.workers.last().unwrap().pid()));
+                log(
+                    t0,
+                    &format!("replacement worker pid {}", c.workers.last().unwrap().pid()),
+                );
             }
             at(base + 10.0);
             {
                 let mut c = cluster.lock().unwrap();
-                log(t0, &format!("nats-server down ({} submitted)", submitted.load(Ordering::Relaxed)));
+                log(
+                    t0,
+                    &format!(
+                        "nats-server down ({} submitted)",
+                        submitted.load(Ordering::Relaxed)
+                    ),
+                );
                 c.restart_nats(Duration::from_secs(2));
                 log(t0, "nats-server up again (same port and store)");
             }
             at(base + 16.0);
             {
                 let mut c = cluster.lock().unwrap();
-                log(t0, &format!("SIGSTOP worker pid {} ({} submitted)", c.workers[0].pid(), submitted.load(Ordering::Relaxed)));
+                log(
+                    t0,
+                    &format!(
+                        "SIGSTOP worker pid {} ({} submitted)",
+                        c.workers[0].pid(),
+                        submitted.load(Ordering::Relaxed)
+                    ),
+                );
                 c.stop_worker(0);
             }
             std::thread::sleep(Duration::from_secs(ACK_WAIT_SECS * 2 + 1));
@@ -200,7 +227,14 @@ async fn chaos_kill_restart_stall_loses_nothing() {
     for t in tasks {
         ids.extend(t.await.expect("submitter"));
     }
-    log(t0, &format!("{} submits accepted (202), {} retried", ids.len(), retries.load(Ordering::Relaxed)));
+    log(
+        t0,
+        &format!(
+            "{} submits accepted (202), {} retried",
+            ids.len(),
+            retries.load(Ordering::Relaxed)
+        ),
+    );
     chaos.await.expect("chaos thread");
     cluster.lock().unwrap().assert_alive();
     assert!(ids.len() >= 500);
@@ -224,8 +258,16 @@ async fn chaos_kill_restart_stall_loses_nothing() {
             break;
         }
         if Instant::now() > deadline {
-            let open: Vec<_> = ids.iter().filter(|x| !first.contains_key(&x.0)).take(10).collect();
-            panic!("{} of {} not final after 90 s, e.g. {open:?}", ids.len() - first.len(), ids.len());
+            let open: Vec<_> = ids
+                .iter()
+                .filter(|x| !first.contains_key(&x.0))
+                .take(10)
+                .collect();
+            panic!(
+                "{} of {} not final after 90 s, e.g. {open:?}",
+                ids.len() - first.len(),
+                ids.len()
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -239,7 +281,11 @@ async fn chaos_kill_restart_stall_loses_nothing() {
     for (id, _, _) in &ids {
         let again = fetch(&api, &token, id).await;
         if final_fingerprint(&again) != final_fingerprint(&first[id]) {
-            changed.push(format!("{id}: {} -> {}", final_fingerprint(&first[id]), final_fingerprint(&again)));
+            changed.push(format!(
+                "{id}: {} -> {}",
+                final_fingerprint(&first[id]),
+                final_fingerprint(&again)
+            ));
         }
     }
 
@@ -272,7 +318,9 @@ async fn chaos_kill_restart_stall_loses_nothing() {
     let mut wrong_output = Vec::new();
     for (id, kind, i) in &ids {
         let e = &first[id];
-        *by_status.entry(e["status"].as_str().unwrap().to_string()).or_default() += 1;
+        *by_status
+            .entry(e["status"].as_str().unwrap().to_string())
+            .or_default() += 1;
         let attempt = e["attempt"].as_u64().unwrap_or(0);
         max_attempt = max_attempt.max(attempt);
         if attempt > 1 {
@@ -299,22 +347,62 @@ async fn chaos_kill_restart_stall_loses_nothing() {
     let failed = by_status.get("failed").copied().unwrap_or(0);
     let spins = ids.iter().filter(|x| x.1 == "spin").count();
     println!("---- cluster chaos counts ----");
-    println!("submitted (202):          {} ({} rust-hello, {} c-spin 1-3 s)", ids.len(), ids.len() - spins, spins);
-    println!("submit retries (503/err): {}", retries.load(Ordering::Relaxed));
+    println!(
+        "submitted (202):          {} ({} rust-hello, {} c-spin 1-3 s)",
+        ids.len(),
+        ids.len() - spins,
+        spins
+    );
+    println!(
+        "submit retries (503/err): {}",
+        retries.load(Ordering::Relaxed)
+    );
     println!("completed:                {completed}");
     println!("failed:                   {failed}");
-    println!("other final states:       {:?}", by_status.iter().filter(|(k, _)| *k != "completed" && *k != "failed").collect::<Vec<_>>());
-    println!("redelivered (attempt>1):  {redelivered} ({redelivered_spins} c-spin), max attempt {max_attempt}");
-    println!("duplicates prevented:     {} (stale-attempt writes rejected by revision: {stale}; runs cancelled on lease loss: {lease_lost})", stale + lease_lost);
+    println!(
+        "other final states:       {:?}",
+        by_status
+            .iter()
+            .filter(|(k, _)| *k != "completed" && *k != "failed")
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "redelivered (attempt>1):  {redelivered} ({redelivered_spins} c-spin), max attempt {max_attempt}"
+    );
+    println!(
+        "duplicates prevented:     {} (stale-attempt writes rejected by revision: {stale}; runs cancelled on lease loss: {lease_lost})",
+        stale + lease_lost
+    );
     println!("final records changed:    {}", changed.len());
-    println!("records listed:           {listed} (extra ones from submits whose answer was lost: {}), not final: {}", listed.saturating_sub(ids.len()), open.len());
-    println!("time to all final:        {:.1} s (whole test so far {:.1} s)", all_final.as_secs_f64(), t0.elapsed().as_secs_f64());
+    println!(
+        "records listed:           {listed} (extra ones from submits whose answer was lost: {}), not final: {}",
+        listed.saturating_sub(ids.len()),
+        open.len()
+    );
+    println!(
+        "time to all final:        {:.1} s (whole test so far {:.1} s)",
+        all_final.as_secs_f64(),
+        t0.elapsed().as_secs_f64()
+    );
     println!("------------------------------");
 
     assert!(open.is_empty(), "executions left open: {open:?}");
     assert!(listed >= ids.len(), "every accepted execution is listed");
-    assert!(changed.is_empty(), "final records changed afterwards: {changed:#?}");
-    assert!(wrong_output.is_empty(), "outputs of another execution: {wrong_output:#?}");
-    assert_eq!(completed, ids.len(), "every execution completes: {by_status:?}");
-    assert!(redelivered > 0, "the kill -9 / SIGSTOP interrupted some execution");
+    assert!(
+        changed.is_empty(),
+        "final records changed afterwards: {changed:#?}"
+    );
+    assert!(
+        wrong_output.is_empty(),
+        "outputs of another execution: {wrong_output:#?}"
+    );
+    assert_eq!(
+        completed,
+        ids.len(),
+        "every execution completes: {by_status:?}"
+    );
+    assert!(
+        redelivered > 0,
+        "the kill -9 / SIGSTOP interrupted some execution"
+    );
 }

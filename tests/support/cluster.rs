@@ -177,7 +177,8 @@ impl Drop for Cluster {
         self.api.kill9();
         if std::thread::panicking() || std::env::var_os("CLUSTER_KEEP_LOGS").is_some() {
             let keep = self.logs.path().to_path_buf();
-            let dest = std::env::temp_dir().join(format!("faas-cluster-logs-{}", std::process::id()));
+            let dest =
+                std::env::temp_dir().join(format!("faas-cluster-logs-{}", std::process::id()));
             let _ = std::fs::create_dir_all(&dest);
             for e in std::fs::read_dir(&keep).into_iter().flatten().flatten() {
                 let _ = std::fs::copy(e.path(), dest.join(e.file_name()));
@@ -200,7 +201,10 @@ fn spawn(nats_url: &str, role: &'static str, log: &Path, env: &[(String, String)
         .env("FAAS_SECRETS_KEY", SECRETS_KEY)
         .env("FAAS_DOCKER", "off")
         .env("FAAS_SHUTDOWN_GRACE_SECS", "2")
-        .env("RUST_LOG", "info,tower_http=warn,cranelift=warn,wasmtime=warn")
+        .env(
+            "RUST_LOG",
+            "info,tower_http=warn,cranelift=warn,wasmtime=warn",
+        )
         .env_remove("FAAS_ADMIN_USERNAME")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -208,7 +212,9 @@ fn spawn(nats_url: &str, role: &'static str, log: &Path, env: &[(String, String)
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn faas {role}: {e}"));
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn faas {role}: {e}"));
     Proc {
         child,
         role,
@@ -248,6 +254,8 @@ fn wait_for_log(p: &Proc, needle: &str, within: Duration) -> String {
 
 fn tail(s: &str, n: usize) -> &str {
     let start = s.len().saturating_sub(n);
-    let start = (start..s.len()).find(|i| s.is_char_boundary(*i)).unwrap_or(s.len());
+    let start = (start..s.len())
+        .find(|i| s.is_char_boundary(*i))
+        .unwrap_or(s.len());
     &s[start..]
 }
