@@ -1,5 +1,5 @@
-//! Throughput and latency of rust-hello through NATS (nats-server + 1 `faas api`
-//! + 2 `faas worker` processes) beside the embedded `faas serve` (one process),
+//! Throughput and latency of rust-hello through NATS (nats-server, one `faas api`
+//! and two `faas worker` processes) beside the embedded `faas serve` (one process),
 //! in the same run. Prints only; never asserts times.
 //!
 //! `cargo bench --bench cluster` (release) or `cargo bench --profile dev --bench cluster`.

@@ -68,18 +68,17 @@ impl Worker {
         let parsed = parse(&exec.input)?;
         let mut env = self.secret_env(exec, &parsed.secrets).await?;
         let grants = self.resolve_objects(exec, &parsed.objects).await?;
-        let token = random_token();
-        let key = grant_key(&token);
-        let grant = Grant {
-            execution_id: exec.id.clone(),
-            owner_id: exec.owner_id.clone(),
-            keys: grants.iter().map(ObjectGrant::key).collect(),
-            expires_at: time::OffsetDateTime::now_utc().unix_timestamp()
-                + function.timeout_secs.min(self.config.max_timeout.as_secs()) as i64
-                + 60,
-        };
-        self.store.put_json(buckets::GRANTS, &key, &grant).await?;
         let base = self.config.api_base_url.trim_end_matches('/');
+        // Without objects there is nothing to grant: the URL then answers 404 for
+        // every object, and no grant record is written (two store writes saved).
+        let (token, grant_key) = match grants.is_empty() {
+            true => ("none".to_string(), None),
+            false => {
+                let token = random_token();
+                let key = self.grant(exec, &function, &grants, &token).await?;
+                (token, Some(key))
+            }
+        };
         env.push((
             "API_BASE_URL".into(),
             format!("{base}/api/exec-objects/{token}"),
@@ -95,8 +94,29 @@ impl Worker {
             env,
             grants,
             staging,
-            grant_key: Some(key),
+            grant_key,
         })
+    }
+
+    /// Writes the capability grant of `token`; returns its key.
+    async fn grant(
+        &self,
+        exec: &Execution,
+        function: &Function,
+        grants: &[ObjectGrant],
+        token: &str,
+    ) -> Result<String> {
+        let key = grant_key(token);
+        let grant = Grant {
+            execution_id: exec.id.clone(),
+            owner_id: exec.owner_id.clone(),
+            keys: grants.iter().map(ObjectGrant::key).collect(),
+            expires_at: time::OffsetDateTime::now_utc().unix_timestamp()
+                + function.timeout_secs.min(self.config.max_timeout.as_secs()) as i64
+                + 60,
+        };
+        self.store.put_json(buckets::GRANTS, &key, &grant).await?;
+        Ok(key)
     }
 
     async fn secret_env(
