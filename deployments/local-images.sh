@@ -58,6 +58,10 @@ build() {
     docker build -q -t "$ref" "$ctx" >/dev/null
   fi
   docker tag "$ref" "$name:latest"
+  # Drop older content tags of this image (each rebuilt binary makes one); an image a
+  # container still uses is kept by the engine.
+  docker images --format '{{.Repository}}:{{.Tag}}' "$name" |
+    grep -v -e ":latest$" -e "^$ref$" | xargs -r docker rmi >/dev/null 2>&1 || true
   echo "$ref"
 }
 

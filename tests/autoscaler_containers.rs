@@ -18,9 +18,10 @@
 //! milliseconds, before the autoscaler looks. What is under test is the decision loop,
 //! `DockerScaler` (list, clone, SIGTERM + remove) and the worker containers themselves.
 //!
-//! The scaler watches a label unique to this run (`faas.test-run=<id>`, which every
-//! container here also carries next to `faas.role=worker`), so it never touches other
-//! containers of a shared engine. Every container and the network are removed on drop.
+//! The scaler watches a label unique to this run's workers (`faas.test-worker=<id>`,
+//! carried next to `faas.role=worker`; FAAS_WORKER_LABEL in production), so it never
+//! touches other containers of a shared engine. Every container and the network carry
+//! `faas.test-run=<id>` and are removed on drop.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -33,7 +34,10 @@ use faas_runtime::nats::{NatsConfig, NatsQueue, connect};
 use faas_runtime::ports::WorkQueue;
 use tokio_util::sync::CancellationToken;
 
+/// On every container and the network of a run: what [`Cleanup`] removes.
 const LABEL_KEY: &str = "faas.test-run";
+/// On this run's worker containers only: what the scaler watches.
+const WORKER_KEY: &str = "faas.test-worker";
 const JWT_SECRET: &str = "autoscaler-containers-test-secret-0123456789";
 const SECRETS_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
@@ -98,7 +102,7 @@ fn build_images() -> (String, String) {
 }
 
 fn running_workers(run: &str) -> Vec<String> {
-    let filter = format!("label={LABEL_KEY}={run}");
+    let filter = format!("label={WORKER_KEY}={run}");
     docker(&[
         "ps",
         "-q",
@@ -229,6 +233,8 @@ async fn autoscaler_grows_and_shrinks_worker_containers() {
         "faas.role=worker",
         "--label",
         &run_label,
+        "--label",
+        &format!("{WORKER_KEY}={run}"),
         "-e",
         "NATS_URL=nats://nats:4222",
         "-e",
@@ -244,7 +250,7 @@ async fn autoscaler_grows_and_shrinks_worker_containers() {
     ]);
     assert_eq!(running_workers(&run), vec![original.clone()]);
 
-    let scaler = DockerScaler::connect(LABEL_KEY, &run, 2)
+    let scaler = DockerScaler::connect(WORKER_KEY, &run, 2)
         .await
         .expect("Docker engine (make test-deps starts one)");
     let policy = ScalePolicy {
