@@ -164,6 +164,62 @@ async fn backlog(q: &NatsQueue) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// `docker-compose.yml` validates with the compose CLI (`docker compose` v2, else
+/// Debian's `docker-compose`), with the secrets of `.env.example`; without them it is
+/// refused (JWT_SECRET and FAAS_SECRETS_KEY are required).
+#[test]
+fn compose_file_validates() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let v2 = Command::new("docker")
+        .args(["compose", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let compose = |args: &[&str]| {
+        let mut c = if v2 {
+            let mut c = Command::new("docker");
+            c.arg("compose");
+            c
+        } else {
+            Command::new("docker-compose")
+        };
+        c.current_dir(root)
+            .env_remove("JWT_SECRET")
+            .env_remove("FAAS_SECRETS_KEY")
+            .args(args)
+            .output()
+            .expect("no compose CLI: `make test-deps` installs docker-compose")
+    };
+    let ok = compose(&["--env-file", ".env.example", "config"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let text = String::from_utf8_lossy(&ok.stdout);
+    for needle in [
+        "apisix:",
+        "nats:",
+        "api:",
+        "worker:",
+        "autoscaler:",
+        "faas.role: worker",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    let empty = tempfile::NamedTempFile::new().expect("empty env file");
+    let empty = empty.path().to_str().expect("utf-8 temp path");
+    let missing = compose(&["--env-file", empty, "config", "-q"]);
+    assert!(
+        !missing.status.success(),
+        "compose accepted a missing JWT_SECRET"
+    );
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("JWT_SECRET"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}
+
 #[tokio::test]
 async fn autoscaler_grows_and_shrinks_worker_containers() {
     let _ = tracing_subscriber::fmt()
@@ -337,7 +393,12 @@ async fn autoscaler_grows_and_shrinks_worker_containers() {
             queue.ack(d).await.expect("ack");
         }
     }
-    row(t0, backlog(&queue).await, running_workers(&run).len(), "drained");
+    row(
+        t0,
+        backlog(&queue).await,
+        running_workers(&run).len(),
+        "drained",
+    );
 
     // Down: one per decision after each cooldown, never below MIN_WORKERS = 1.
     let deadline = Instant::now() + Duration::from_secs(45);
