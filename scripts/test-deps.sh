@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what `make test` needs on a fresh Debian machine (as root):
 # the wasm32-wasip1 Rust target, clang/wasi-libc for the C samples, the Python and
-# JavaScript component toolchains, a Docker engine, nats-server. Idempotent: each
+# JavaScript component toolchains, a Docker engine and compose CLI, nats-server. Idempotent: each
 # step is skipped when its tool already answers.
 set -euo pipefail
 
@@ -17,6 +17,8 @@ command -v clang >/dev/null || apt_pkgs+=(clang lld wasi-libc libclang-rt-14-dev
 [ -e /usr/lib/wasm32-wasi/libc.a ] || [ -e /usr/lib/wasm32-wasi/crt1.o ] || apt_pkgs+=(wasi-libc)
 command -v busybox >/dev/null || [ -e /bin/busybox ] || apt_pkgs+=(busybox-static)
 command -v dockerd >/dev/null || apt_pkgs+=(docker.io)
+# A compose CLI validates docker-compose.yml (tests/autoscaler_containers.rs, make compose-config).
+docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || apt_pkgs+=(docker-compose)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   need_root "${apt_pkgs[*]}"
   log "apt-get install ${apt_pkgs[*]}"
