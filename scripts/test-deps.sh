@@ -43,7 +43,7 @@ fi
 if ! docker info >/dev/null 2>&1; then
   need_root "a Docker engine"
   log "starting dockerd"
-  (dockerd >/var/log/dockerd.log 2>&1 &)
+  setsid dockerd >/var/log/dockerd.log 2>&1 </dev/null &
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/dockerd.log"; tail -20 /var/log/dockerd.log >&2; exit 1; }
 fi

@@ -76,7 +76,7 @@ impl DockerScaler {
         let config = template.config.clone().unwrap_or_default();
         let mut labels = config.labels.clone().unwrap_or_default();
         labels.insert(LABEL_SCALED.into(), "autoscaler".into());
-        labels.remove("com.docker.compose.container-number");
+        labels.retain(|k, _| !k.starts_with("com.docker.compose."));
         let networks = template
             .network_settings
             .as_ref()
@@ -100,7 +100,10 @@ impl DockerScaler {
             user: config.user,
             working_dir: config.working_dir,
             labels: Some(labels),
-            host_config: template.host_config.clone(),
+            host_config: template.host_config.clone().map(|mut h| {
+                h.port_bindings = None;
+                h
+            }),
             networking_config: Some(NetworkingConfig {
                 endpoints_config: Some(endpoints),
             }),
