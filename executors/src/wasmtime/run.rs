@@ -18,6 +18,9 @@ use super::sandbox::Sandbox;
 use super::state::{ComponentState, ModuleState};
 use super::{Prepared, Shared};
 
+/// How often the size of `/tmp` is measured while a guest runs.
+const TMP_WATCH_PERIOD: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// How the guest's own code ended.
 enum Exit {
     /// `_start` / `wasi:cli/run` returned (0), or `proc_exit`/`exit` gave a code.
@@ -33,7 +36,7 @@ enum Ended {
         result: wasmtime::Result<Exit>,
         denied: bool,
     },
-    /// The wall-clock deadline passed while the guest was inside a host call.
+    /// The wall-clock deadline passed (the guest was inside a host call).
     TimedOut,
     /// `/tmp` went over its cap.
     TmpLimit,
@@ -45,7 +48,7 @@ pub(crate) async fn run(
     prepared: &Prepared,
     request: &ExecutionRequest,
 ) -> Result<RawOutcome> {
-    let mut sandbox = Sandbox::create(request)?;
+    let sandbox = Sandbox::create(request, &shared.scratch)?;
     let deadline = Instant::now() + request.timeout;
     let memory = memory_limit(shared, request);
     let tmp_cap = shared.config.tmp_cap_bytes;
@@ -65,8 +68,7 @@ pub(crate) async fn run(
     let ended = tokio::select! {
         biased;
         ended = guest => ended?,
-        () = tokio::time::sleep_until(deadline.into()) => Ended::TimedOut,
-        () = sandbox.tmp_over_cap(tmp_cap) => Ended::TmpLimit,
+        ended = fence(&sandbox, deadline, tmp_cap) => ended,
     };
     let mut termination = termination(ended, &sandbox, tmp_cap);
     if sandbox.tmp_ended_over_cap(tmp_cap).await && termination != Termination::TimedOut {
@@ -81,6 +83,21 @@ pub(crate) async fn run(
         stdout_overflow,
         stderr_overflow,
     })
+}
+
+/// Resolves once the deadline has passed (the guest may be stuck in a host call,
+/// where no epoch check runs) or `/tmp` went over its cap; one timer at a time.
+async fn fence(sandbox: &Sandbox, deadline: Instant, tmp_cap: u64) -> Ended {
+    loop {
+        let next = (Instant::now() + TMP_WATCH_PERIOD).min(deadline);
+        tokio::time::sleep_until(next.into()).await;
+        if Instant::now() >= deadline {
+            return Ended::TimedOut;
+        }
+        if sandbox.tmp_over_cap(tmp_cap).await {
+            return Ended::TmpLimit;
+        }
+    }
 }
 
 /// The request's memory limit (the function's when unset), at most the operator's.
