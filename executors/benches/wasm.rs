@@ -25,7 +25,7 @@ use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 
 const INPUT: &str = r#"{"direct_inputs":{"name":"Ada"}}"#;
 const WARMUP: usize = 300;
-const RUNS: usize = 2_000;
+const RUNS: usize = 10_000;
 const COLD_RUNS: usize = 10;
 
 fn main() {

@@ -32,10 +32,10 @@ pub(crate) struct Sandbox {
 impl Sandbox {
     /// Takes a fresh `/tmp` and, when objects are granted, a directory holding
     /// exactly them.
-    pub(crate) fn create(request: &ExecutionRequest, scratch: &Scratch) -> Result<Self> {
+    pub(crate) async fn create(request: &ExecutionRequest, scratch: &Scratch) -> Result<Self> {
         let tmp = scratch.take()?;
         let objects = match (&request.objects_dir, request.objects.is_empty()) {
-            (Some(staged), false) => Some(Objects::new(staged, &request.objects, scratch)?),
+            (Some(staged), false) => Some(Objects::new(staged, &request.objects, scratch).await?),
             _ => None,
         };
         Ok(Sandbox {
@@ -108,7 +108,7 @@ enum Objects {
 }
 
 impl Objects {
-    fn new(staged: &Path, grants: &[ObjectGrant], scratch: &Scratch) -> Result<Self> {
+    async fn new(staged: &Path, grants: &[ObjectGrant], scratch: &Scratch) -> Result<Self> {
         for g in grants {
             if !safe_component(&g.function_id) || !safe_component(&g.name) {
                 return Err(Error::Invalid(format!("unsafe object key {}", g.key())));
@@ -118,18 +118,13 @@ impl Objects {
             return Ok(Objects::Staged(staged.to_path_buf()));
         }
         let view = scratch.take()?;
-        for g in grants {
-            let src = staged.join(&g.function_id).join(&g.name);
-            let dst_dir = view.path().join(&g.function_id);
-            let dst = dst_dir.join(&g.name);
-            std::fs::create_dir_all(&dst_dir)
-                .map_err(|e| Error::io("cannot stage an object", e))?;
-            if std::fs::hard_link(&src, &dst).is_err() {
-                std::fs::copy(&src, &dst)
-                    .map_err(|e| Error::io(&format!("object {} is not staged", g.key()), e))?;
-            }
-        }
-        Ok(Objects::View(view))
+        let (staged, grants) = (staged.to_path_buf(), grants.to_vec());
+        tokio::task::spawn_blocking(move || {
+            link_or_copy(&staged, &grants, view.path())?;
+            Ok(Objects::View(view))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("staging task failed: {e}")))?
     }
 
     fn path(&self) -> &Path {
@@ -138,6 +133,21 @@ impl Objects {
             Objects::View(dir) => dir.path(),
         }
     }
+}
+
+/// Hard-links (else copies) each granted object from `staged` into `view`.
+fn link_or_copy(staged: &Path, grants: &[ObjectGrant], view: &Path) -> Result<()> {
+    for g in grants {
+        let src = staged.join(&g.function_id).join(&g.name);
+        let dst_dir = view.join(&g.function_id);
+        let dst = dst_dir.join(&g.name);
+        std::fs::create_dir_all(&dst_dir).map_err(|e| Error::io("cannot stage an object", e))?;
+        if std::fs::hard_link(&src, &dst).is_err() {
+            std::fs::copy(&src, &dst)
+                .map_err(|e| Error::io(&format!("object {} is not staged", g.key()), e))?;
+        }
+    }
+    Ok(())
 }
 
 /// True when `staged` holds the granted `<function_id>/<name>` files and nothing else.
