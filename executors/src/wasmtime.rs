@@ -8,8 +8,8 @@
 //!   epoch ticker;
 //! - `artifacts`: validation and compilation at deploy time, the disk and memory
 //!   caches; `link`: the linkers and the `InstancePre` per module;
-//! - `sandbox`: argv/env/stdin, `/tmp`, `/objects`, no network; `pipe`: capped
-//!   stdout/stderr; `limits`: the memory limiter; `run`: one execution;
+//! - `sandbox`: argv/env/stdin, `/tmp`, `/objects`, no network; `scratch`: fresh
+//!   `/tmp` directories made ahead and removed behind; `pipe`: capped stdout/stderr; `limits`: the memory limiter; `run`: one execution;
 //! - `bindings` (the `bindgen!` output of `wit/function.wit`) and `objects` (its
 //!   `objects` import); `state`: what a store holds.
 //!
@@ -37,6 +37,7 @@ mod objects;
 mod pipe;
 mod run;
 mod sandbox;
+mod scratch;
 mod state;
 
 use std::path::PathBuf;
@@ -53,6 +54,7 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 use self::artifacts::Artifacts;
 use self::bindings::FunctionPre;
 use self::link::Linkers;
+use self::scratch::Scratch;
 use self::state::{ComponentState, ModuleState};
 
 /// Operator settings of the Wasmtime executor.
@@ -85,6 +87,7 @@ pub(crate) enum Prepared {
 pub(crate) struct Shared {
     pub(crate) engine: Engine,
     pub(crate) config: WasmtimeConfig,
+    pub(crate) scratch: Scratch,
 }
 
 /// Runs wasm functions in-process with Wasmtime. Build one per process.
@@ -102,7 +105,11 @@ impl WasmtimeExecutor {
         let linkers = Linkers::new(&engine)?;
         let artifacts = Artifacts::new(engine.clone(), linkers, config.cache_dir.clone(), modules)?;
         Ok(WasmtimeExecutor {
-            shared: Arc::new(Shared { engine, config }),
+            shared: Arc::new(Shared {
+                engine,
+                config,
+                scratch: Scratch::new()?,
+            }),
             artifacts,
         })
     }

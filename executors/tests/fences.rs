@@ -230,3 +230,54 @@ async fn concurrent_executions_share_the_pool() {
         assert_eq!(out.termination, Termination::Exited(i % 4));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_limits_refuse_oversized_modules_at_deploy() {
+    let h = Harness::new(); // pool slots of 256 MiB
+    let oversized = [
+        (
+            "three tables",
+            "(module (table 1 funcref) (table 1 funcref) (table 1 funcref) (func (export \"_start\")))",
+        ),
+        (
+            "a huge table",
+            "(module (table 1000000 funcref) (func (export \"_start\")))",
+        ),
+        (
+            "300 MiB of memory",
+            "(module (memory 4800) (func (export \"_start\")))",
+        ),
+    ];
+    for (what, text) in oversized {
+        let err = h.deploy(&wat::parse_str(text).unwrap()).await.unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{what}: {err}");
+    }
+    // Within the pool but over this execution's limit: refused when instantiated.
+    let f = h
+        .deploy(&wat::parse_str("(module (memory 1600) (func (export \"_start\")))").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        h.run(&f, "{}").await.termination,
+        Termination::MemoryExceeded
+    ); // 100 MiB > 64 MiB
+    h.assert_healthy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_execution_starts_from_a_fresh_instance() {
+    let h = Harness::new();
+    // Increments a counter in linear memory and exits with it.
+    let counter = r#"(module
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+        (memory (export "memory") 1)
+        (global $g (mut i32) (i32.const 0))
+        (func (export "_start")
+            (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))
+            (global.set $g (i32.add (global.get $g) (i32.load (i32.const 0))))
+            (call $exit (global.get $g))))"#;
+    let f = h.deploy(&wat::parse_str(counter).unwrap()).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(h.run(&f, "{}").await.termination, Termination::Exited(1));
+    }
+}

@@ -93,6 +93,9 @@ impl Artifacts {
 
     fn cell(&self, sha256: &str) -> Cell {
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cell) = loaded.get(sha256) {
+            return cell.clone();
+        }
         loaded.entry(sha256.to_string()).or_default().clone()
     }
 

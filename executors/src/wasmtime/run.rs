@@ -2,7 +2,7 @@
 //! a fiber, fenced by the timeout and the `/tmp` cap, and what happened reported
 //! as a [`RawOutcome`].
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use faas_runtime::ports::{ExecutionRequest, RawOutcome, Termination};
 use faas_runtime::{Error, Result};
@@ -17,6 +17,11 @@ use super::pipe::{CappedPipe, OutputLimit};
 use super::sandbox::Sandbox;
 use super::state::{ComponentState, ModuleState};
 use super::{Prepared, Shared};
+
+/// How often the size of `/tmp` is measured while a guest runs.
+const TMP_WATCH_PERIOD: Duration = Duration::from_millis(10);
+/// Stands in for a timeout too large to add to the clock.
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// How the guest's own code ended.
 enum Exit {
@@ -33,10 +38,20 @@ enum Ended {
         result: wasmtime::Result<Exit>,
         denied: bool,
     },
-    /// The wall-clock deadline passed while the guest was inside a host call.
+    /// The wall-clock deadline passed (the guest was inside a host call).
     TimedOut,
     /// `/tmp` went over its cap.
     TmpLimit,
+}
+
+/// What the run of one guest needs.
+struct Guest<'a> {
+    engine: &'a Engine,
+    request: &'a ExecutionRequest,
+    sandbox: &'a Sandbox,
+    /// Bytes of linear memory the store may hold.
+    memory: u64,
+    deadline: Instant,
 }
 
 /// Runs `request` on `prepared`.
@@ -45,28 +60,22 @@ pub(crate) async fn run(
     prepared: &Prepared,
     request: &ExecutionRequest,
 ) -> Result<RawOutcome> {
-    let mut sandbox = Sandbox::create(request)?;
-    let deadline = Instant::now() + request.timeout;
-    let memory = memory_limit(shared, request);
-    let tmp_cap = shared.config.tmp_cap_bytes;
-    let guest = async {
-        match prepared {
-            Prepared::Module(pre) => {
-                run_module(&shared.engine, pre, request, &sandbox, memory, deadline).await
-            }
-            Prepared::Command(pre) => {
-                run_command(&shared.engine, pre, request, &sandbox, memory, deadline).await
-            }
-            Prepared::Function(pre) => {
-                run_function(&shared.engine, pre, request, &sandbox, memory, deadline).await
-            }
-        }
+    let sandbox = Sandbox::create(request, &shared.scratch).await?;
+    let now = Instant::now();
+    let guest = Guest {
+        engine: &shared.engine,
+        request,
+        sandbox: &sandbox,
+        memory: memory_limit(shared, request),
+        deadline: now
+            .checked_add(request.timeout)
+            .unwrap_or(now + MAX_TIMEOUT),
     };
+    let tmp_cap = shared.config.tmp_cap_bytes;
     let ended = tokio::select! {
         biased;
-        ended = guest => ended?,
-        () = tokio::time::sleep_until(deadline.into()) => Ended::TimedOut,
-        () = sandbox.tmp_over_cap(tmp_cap) => Ended::TmpLimit,
+        ended = guest.run(prepared) => ended?,
+        ended = fence(&sandbox, guest.deadline, tmp_cap) => ended,
     };
     let mut termination = termination(ended, &sandbox, tmp_cap);
     if sandbox.tmp_ended_over_cap(tmp_cap).await && termination != Termination::TimedOut {
@@ -81,6 +90,21 @@ pub(crate) async fn run(
         stdout_overflow,
         stderr_overflow,
     })
+}
+
+/// Resolves once the deadline has passed (the guest may be stuck in a host call,
+/// where no epoch check runs) or `/tmp` went over its cap; one timer at a time.
+async fn fence(sandbox: &Sandbox, deadline: Instant, tmp_cap: u64) -> Ended {
+    loop {
+        let next = (Instant::now() + TMP_WATCH_PERIOD).min(deadline);
+        tokio::time::sleep_until(next.into()).await;
+        if Instant::now() >= deadline {
+            return Ended::TimedOut;
+        }
+        if sandbox.tmp_over_cap(tmp_cap).await {
+            return Ended::TmpLimit;
+        }
+    }
 }
 
 /// The request's memory limit (the function's when unset), at most the operator's.
@@ -118,91 +142,80 @@ fn new_store<T: Send + 'static>(
     store
 }
 
-async fn run_module(
-    engine: &Engine,
-    pre: &wasmtime::InstancePre<ModuleState>,
-    request: &ExecutionRequest,
-    sandbox: &Sandbox,
-    memory: u64,
-    deadline: Instant,
-) -> Result<Ended> {
-    let wasi = sandbox.wasi(request, &sandbox.stdout)?.build_p1();
-    let state = ModuleState {
-        wasi,
-        limiter: Limiter::new(memory),
-    };
-    let mut store = new_store(engine, state, |s| &mut s.limiter, deadline);
-    let result = match pre.instantiate_async(&mut store).await {
-        Ok(instance) => match instance.get_typed_func::<(), ()>(&mut store, "_start") {
-            Ok(start) => start
-                .call_async(&mut store, ())
+impl Guest<'_> {
+    async fn run(&self, prepared: &Prepared) -> Result<Ended> {
+        match prepared {
+            Prepared::Module(pre) => self.module(pre).await,
+            Prepared::Command(pre) => self.command(pre).await,
+            Prepared::Function(pre) => self.function(pre).await,
+        }
+    }
+
+    async fn module(&self, pre: &wasmtime::InstancePre<ModuleState>) -> Result<Ended> {
+        let state = ModuleState {
+            wasi: self
+                .sandbox
+                .wasi(self.request, &self.sandbox.stdout)?
+                .build_p1(),
+            limiter: Limiter::new(self.memory),
+        };
+        let mut store = new_store(self.engine, state, |s| &mut s.limiter, self.deadline);
+        let result = match pre.instantiate_async(&mut store).await {
+            Ok(instance) => match instance.get_typed_func::<(), ()>(&mut store, "_start") {
+                Ok(start) => start
+                    .call_async(&mut store, ())
+                    .await
+                    .map(|()| Exit::Code(0)),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(instantiation_error(e)?),
+        };
+        let denied = store.data().limiter.denied();
+        Ok(Ended::Guest { result, denied })
+    }
+
+    fn component_store(&self, guest_stdout: &CappedPipe) -> Result<Store<ComponentState>> {
+        let state = ComponentState {
+            wasi: self.sandbox.wasi(self.request, guest_stdout)?.build(),
+            table: wasmtime::component::ResourceTable::new(),
+            limiter: Limiter::new(self.memory),
+            objects: ObjectAccess::new(self.request.objects.clone(), self.sandbox.objects_dir()),
+        };
+        Ok(new_store(
+            self.engine,
+            state,
+            |s| &mut s.limiter,
+            self.deadline,
+        ))
+    }
+
+    async fn command(&self, pre: &CommandPre<ComponentState>) -> Result<Ended> {
+        let mut store = self.component_store(&self.sandbox.stdout)?;
+        let result = match pre.instantiate_async(&mut store).await {
+            Ok(command) => command
+                .wasi_cli_run()
+                .call_run(&mut store)
                 .await
-                .map(|()| Exit::Code(0)),
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(instantiation_error(e)?),
-    };
-    let denied = store.data().limiter.denied();
-    Ok(Ended::Guest { result, denied })
-}
+                .map(|r| Exit::Code(if r.is_ok() { 0 } else { 1 })),
+            Err(e) => Err(instantiation_error(e)?),
+        };
+        let denied = store.data().limiter.denied();
+        Ok(Ended::Guest { result, denied })
+    }
 
-fn component_store(
-    engine: &Engine,
-    request: &ExecutionRequest,
-    sandbox: &Sandbox,
-    guest_stdout: &CappedPipe,
-    memory: u64,
-    deadline: Instant,
-) -> Result<Store<ComponentState>> {
-    let state = ComponentState {
-        wasi: sandbox.wasi(request, guest_stdout)?.build(),
-        table: wasmtime::component::ResourceTable::new(),
-        limiter: Limiter::new(memory),
-        objects: ObjectAccess::new(request.objects.clone(), sandbox.objects_dir()),
-    };
-    Ok(new_store(engine, state, |s| &mut s.limiter, deadline))
-}
-
-async fn run_command(
-    engine: &Engine,
-    pre: &CommandPre<ComponentState>,
-    request: &ExecutionRequest,
-    sandbox: &Sandbox,
-    memory: u64,
-    deadline: Instant,
-) -> Result<Ended> {
-    let mut store = component_store(engine, request, sandbox, &sandbox.stdout, memory, deadline)?;
-    let result = match pre.instantiate_async(&mut store).await {
-        Ok(command) => command
-            .wasi_cli_run()
-            .call_run(&mut store)
-            .await
-            .map(|r| Exit::Code(if r.is_ok() { 0 } else { 1 })),
-        Err(e) => Err(instantiation_error(e)?),
-    };
-    let denied = store.data().limiter.denied();
-    Ok(Ended::Guest { result, denied })
-}
-
-async fn run_function(
-    engine: &Engine,
-    pre: &FunctionPre<ComponentState>,
-    request: &ExecutionRequest,
-    sandbox: &Sandbox,
-    memory: u64,
-    deadline: Instant,
-) -> Result<Ended> {
-    // A typed function's result is its stdout; what it prints goes to the logs.
-    let mut store = component_store(engine, request, sandbox, &sandbox.stderr, memory, deadline)?;
-    let result = match pre.instantiate_async(&mut store).await {
-        Ok(function) => function
-            .call_handle(&mut store, &request.input)
-            .await
-            .map(Exit::Returned),
-        Err(e) => Err(instantiation_error(e)?),
-    };
-    let denied = store.data().limiter.denied();
-    Ok(Ended::Guest { result, denied })
+    /// A typed function's result is its stdout; what it prints goes to the logs.
+    async fn function(&self, pre: &FunctionPre<ComponentState>) -> Result<Ended> {
+        let mut store = self.component_store(&self.sandbox.stderr)?;
+        let result = match pre.instantiate_async(&mut store).await {
+            Ok(function) => function
+                .call_handle(&mut store, &self.request.input)
+                .await
+                .map(Exit::Returned),
+            Err(e) => Err(instantiation_error(e)?),
+        };
+        let denied = store.data().limiter.denied();
+        Ok(Ended::Guest { result, denied })
+    }
 }
 
 /// A full instance pool is the platform's fault (retry later); anything else

@@ -3,8 +3,8 @@
 //! read-only at `/objects`, argv/env/stdin per the contract, captured stdout and
 //! stderr -- and no network, no other path.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use bytes::Bytes;
 use faas_runtime::ports::{ExecutionRequest, ObjectGrant};
@@ -13,65 +13,16 @@ use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::pipe::CappedPipe;
+use super::scratch::{Scratch, ScratchDir};
 
-/// How often the size of `/tmp` is measured while a guest runs.
-const TMP_WATCH_PERIOD: Duration = Duration::from_millis(10);
 /// Entries (files and directories) `/tmp` may hold.
 const TMP_MAX_ENTRIES: u64 = 10_000;
-
-/// A host directory removed when dropped (also when the execution is cancelled).
-#[derive(Debug)]
-struct ScratchDir(Option<PathBuf>);
-
-impl ScratchDir {
-    fn create(kind: &str) -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("faas-wasm-{kind}-"))
-            .tempdir()
-            .map_err(|e| Error::io("cannot create a sandbox directory", e))?;
-        Ok(ScratchDir(Some(dir.keep())))
-    }
-
-    fn path(&self) -> &Path {
-        self.0.as_deref().unwrap_or(Path::new(""))
-    }
-
-    /// Removes the directory if it is empty: one syscall, the common case.
-    fn remove_if_empty(&mut self) -> bool {
-        let removed = self
-            .0
-            .as_ref()
-            .is_some_and(|p| std::fs::remove_dir(p).is_ok());
-        if removed {
-            self.0 = None;
-        }
-        removed
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        if self.remove_if_empty() {
-            return;
-        }
-        let Some(path) = self.0.take() else { return };
-        let remove = move || {
-            if let Err(e) = std::fs::remove_dir_all(&path) {
-                tracing::warn!(path = %path.display(), error = %e, "cannot remove a sandbox directory");
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => drop(rt.spawn_blocking(remove)),
-            Err(_) => remove(),
-        }
-    }
-}
 
 /// The host side of one execution's filesystem and stdio.
 #[derive(Debug)]
 pub(crate) struct Sandbox {
     tmp: ScratchDir,
-    objects: Option<ScratchDir>,
+    objects: Option<Objects>,
     /// Captured stdout.
     pub(crate) stdout: CappedPipe,
     /// Captured stderr.
@@ -79,11 +30,12 @@ pub(crate) struct Sandbox {
 }
 
 impl Sandbox {
-    /// Creates `/tmp` and, when objects are granted, a view holding exactly them.
-    pub(crate) fn create(request: &ExecutionRequest) -> Result<Self> {
-        let tmp = ScratchDir::create("tmp")?;
+    /// Takes a fresh `/tmp` and, when objects are granted, a directory holding
+    /// exactly them.
+    pub(crate) async fn create(request: &ExecutionRequest, scratch: &Scratch) -> Result<Self> {
+        let tmp = scratch.take()?;
         let objects = match (&request.objects_dir, request.objects.is_empty()) {
-            (Some(staged), false) => Some(object_view(staged, &request.objects)?),
+            (Some(staged), false) => Some(Objects::new(staged, &request.objects, scratch).await?),
             _ => None,
         };
         Ok(Sandbox {
@@ -96,7 +48,7 @@ impl Sandbox {
 
     /// The host directory mounted at `/objects`, if any.
     pub(crate) fn objects_dir(&self) -> Option<PathBuf> {
-        self.objects.as_ref().map(|d| d.path().to_path_buf())
+        self.objects.as_ref().map(|o| o.path().to_path_buf())
     }
 
     /// A WASI context builder wired to this sandbox. `guest_stdout` receives what
@@ -131,44 +83,63 @@ impl Sandbox {
         Ok(b)
     }
 
-    /// Resolves once `/tmp` holds more than `cap` bytes (or too many entries).
-    pub(crate) async fn tmp_over_cap(&self, cap: u64) {
-        let start = tokio::time::Instant::now() + TMP_WATCH_PERIOD;
-        let mut ticks = tokio::time::interval_at(start, TMP_WATCH_PERIOD);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            let dir = self.tmp.path().to_path_buf();
-            match tokio::task::spawn_blocking(move || tmp_usage(&dir)).await {
-                Ok(usage) if usage.over(cap) => return,
-                _ => {}
-            }
-        }
-    }
-
-    /// After the guest stopped: true when `/tmp` ended up over `cap`. Cheap when
-    /// the guest left `/tmp` empty (the common case).
-    pub(crate) async fn tmp_ended_over_cap(&mut self, cap: u64) -> bool {
-        if self.tmp.remove_if_empty() {
-            return false;
-        }
+    /// True when `/tmp` holds more than `cap` bytes (or too many entries).
+    pub(crate) async fn tmp_over_cap(&self, cap: u64) -> bool {
         let dir = self.tmp.path().to_path_buf();
         tokio::task::spawn_blocking(move || tmp_usage(&dir).over(cap))
             .await
             .unwrap_or(false)
     }
+
+    /// After the guest stopped: [`Self::tmp_over_cap`], cheap when the guest left
+    /// `/tmp` empty (the common case).
+    pub(crate) async fn tmp_ended_over_cap(&self, cap: u64) -> bool {
+        let empty = std::fs::read_dir(self.tmp.path()).is_ok_and(|mut d| d.next().is_none());
+        !empty && self.tmp_over_cap(cap).await
+    }
 }
 
-/// Hard-links (or copies) each granted object from the worker's staging directory
-/// into a fresh directory, so that `/objects` holds the grants and nothing else.
-fn object_view(staged: &Path, grants: &[ObjectGrant]) -> Result<ScratchDir> {
-    let view = ScratchDir::create("objects")?;
-    for g in grants {
-        if !safe_component(&g.function_id) || !safe_component(&g.name) {
-            return Err(Error::Invalid(format!("unsafe object key {}", g.key())));
+/// The directory mounted at `/objects`: the worker's staging directory when it
+/// holds exactly the grants, else a scratch copy holding exactly them.
+#[derive(Debug)]
+enum Objects {
+    Staged(PathBuf),
+    View(ScratchDir),
+}
+
+impl Objects {
+    async fn new(staged: &Path, grants: &[ObjectGrant], scratch: &Scratch) -> Result<Self> {
+        for g in grants {
+            if !safe_component(&g.function_id) || !safe_component(&g.name) {
+                return Err(Error::Invalid(format!("unsafe object key {}", g.key())));
+            }
         }
+        if holds_exactly(staged, grants) {
+            return Ok(Objects::Staged(staged.to_path_buf()));
+        }
+        let view = scratch.take()?;
+        let (staged, grants) = (staged.to_path_buf(), grants.to_vec());
+        tokio::task::spawn_blocking(move || {
+            link_or_copy(&staged, &grants, view.path())?;
+            Ok(Objects::View(view))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("staging task failed: {e}")))?
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            Objects::Staged(path) => path,
+            Objects::View(dir) => dir.path(),
+        }
+    }
+}
+
+/// Hard-links (else copies) each granted object from `staged` into `view`.
+fn link_or_copy(staged: &Path, grants: &[ObjectGrant], view: &Path) -> Result<()> {
+    for g in grants {
         let src = staged.join(&g.function_id).join(&g.name);
-        let dst_dir = view.path().join(&g.function_id);
+        let dst_dir = view.join(&g.function_id);
         let dst = dst_dir.join(&g.name);
         std::fs::create_dir_all(&dst_dir).map_err(|e| Error::io("cannot stage an object", e))?;
         if std::fs::hard_link(&src, &dst).is_err() {
@@ -176,7 +147,44 @@ fn object_view(staged: &Path, grants: &[ObjectGrant]) -> Result<ScratchDir> {
                 .map_err(|e| Error::io(&format!("object {} is not staged", g.key()), e))?;
         }
     }
-    Ok(view)
+    Ok(())
+}
+
+/// True when `staged` holds the granted `<function_id>/<name>` files and nothing else.
+fn holds_exactly(staged: &Path, grants: &[ObjectGrant]) -> bool {
+    let names = |dir: &Path| -> Option<Vec<(String, bool)>> {
+        let entries = std::fs::read_dir(dir).ok()?;
+        entries
+            .map(|e| {
+                let e = e.ok()?;
+                Some((
+                    e.file_name().into_string().ok()?,
+                    e.file_type().ok()?.is_dir(),
+                ))
+            })
+            .collect()
+    };
+    let Some(fids) = names(staged) else {
+        return false;
+    };
+    let wanted: HashSet<(&str, &str)> = grants
+        .iter()
+        .map(|g| (g.function_id.as_str(), g.name.as_str()))
+        .collect();
+    let mut files = 0;
+    for (fid, is_dir) in fids {
+        let Some(entries) = names(&staged.join(&fid)).filter(|_| is_dir) else {
+            return false;
+        };
+        for (name, is_dir) in entries {
+            let granted = wanted.contains(&(fid.as_str(), name.as_str()));
+            if is_dir || !granted {
+                return false;
+            }
+            files += 1;
+        }
+    }
+    files == wanted.len()
 }
 
 /// One path component: not empty, not `.`/`..`, no separator.
