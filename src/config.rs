@@ -95,6 +95,9 @@ pub struct ServeConfig {
     /// Container functions: auto (when an engine answers), on, off.
     #[arg(long, env = "FAAS_DOCKER", value_enum, default_value = "auto")]
     pub docker: DockerMode,
+    /// Seconds between sweeps for orphaned function containers.
+    #[arg(long, env = "FAAS_REAP_INTERVAL_SECS", default_value_t = 60)]
+    pub reap_interval_secs: u64,
     /// Docker network of containers that read objects.
     #[arg(long, env = "NETWORK_NAME", default_value = "faas-functions")]
     pub network_name: String,

@@ -12,9 +12,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{DockerMode, ServeConfig};
 
-/// How often orphaned containers are looked for.
-const REAP_EVERY: Duration = Duration::from_secs(60);
-
 /// The Docker executor, if the mode asks for it and (for `auto`) an engine answers.
 pub async fn connect(
     c: &ServeConfig,
@@ -41,15 +38,22 @@ pub async fn connect(
 }
 
 /// Removes labelled containers whose execution is no longer active or whose worker
-/// no longer sends heartbeats, every [`REAP_EVERY`] until `stop`.
-pub async fn reap_forever(docker: Arc<DockerExecutor>, store: Store, stop: CancellationToken) {
+/// no longer sends heartbeats: at once, then every `every` until `stop`.
+pub async fn reap_forever(
+    docker: Arc<DockerExecutor>,
+    store: Store,
+    every: Duration,
+    stop: CancellationToken,
+) {
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(REAP_EVERY) => {}
-            _ = stop.cancelled() => return,
+        match reap_once(&docker, &store).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "orphaned function containers removed"),
+            Err(e) => tracing::warn!(error = %e, "reaping containers failed"),
         }
-        if let Err(e) = reap_once(&docker, &store).await {
-            tracing::warn!(error = %e, "reaping containers failed");
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
         }
     }
 }

@@ -90,12 +90,18 @@ impl Platform {
                 // was lost between accepting and queueing. (On NATS, re-publishing could
                 // duplicate a message that is still in the stream, so it is not done.)
                 let requeued = w.requeue_unfinished().await?;
-                tracing::info!(requeued, "unfinished executions back in the queue");
+                let dead = faas_runtime::worker::presence::clear(&ports.store).await?;
+                tracing::info!(
+                    requeued,
+                    dead_workers = dead,
+                    "unfinished executions back in the queue"
+                );
             }
             if let Some(d) = executors.docker.clone() {
                 tasks.push(tokio::spawn(crate::docker::reap_forever(
                     d,
                     ports.store.clone(),
+                    Duration::from_secs(config.reap_interval_secs.max(1)),
                     shutdown.clone(),
                 )));
             }

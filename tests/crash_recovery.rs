@@ -5,45 +5,11 @@
 #[path = "support/harness.rs"]
 mod harness;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use harness::Api;
+use harness::{Api, spawn_serve};
 use serde_json::json;
-
-/// The real binary on an ephemeral port; returns the child and its base URL.
-fn spawn_serve(data: &std::path::Path, extra: &[(&str, &str)]) -> (Child, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_faas"));
-    cmd.arg("serve")
-        .env("SERVER_ADDRESS", "127.0.0.1:0")
-        .env("FAAS_DATA_DIR", data)
-        .env("FAAS_DOCKER", "off")
-        .env("FAAS_ACK_WAIT_SECS", "2")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null());
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn faas serve");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent && let Some(rest) = line.split("addr=").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                let _ = tx.send(addr);
-                sent = true;
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("faas serve logs its address");
-    (child, format!("http://{addr}"))
-}
 
 #[tokio::test]
 async fn kill_9_loses_nothing() {

@@ -112,47 +112,6 @@ async fn fences_hold_for_components() {
     h.assert_healthy().await;
 }
 
-/// componentize-py and jco components (~18 MB and ~12 MB, not committed): set
-/// `FAAS_WASM_SAMPLES` to a directory holding `python-hello.wasm` and/or
-/// `js-hello.wasm` (built by the samples' scripts) and run with `--ignored`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs FAAS_WASM_SAMPLES (large components built by the samples)"]
-async fn python_and_js_components_run_and_load_from_the_disk_cache() {
-    let Some(dir) = std::env::var_os("FAAS_WASM_SAMPLES") else {
-        return;
-    };
-    let h = Harness::new();
-    for name in ["python-hello.wasm", "js-hello.wasm"] {
-        let Ok(bytes) = std::fs::read(std::path::Path::new(&dir).join(name)) else {
-            continue;
-        };
-        let started = std::time::Instant::now();
-        let f = h
-            .deploy(&bytes)
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        eprintln!("{name}: compiled in {:?}", started.elapsed());
-        let input = r#"{"direct_inputs":{"name":"Ada"}}"#;
-        let out = h.run(&f, input).await;
-        assert_eq!(
-            out.termination,
-            Termination::Exited(0),
-            "{name}: {out:?} {}",
-            text(&out.stderr)
-        );
-        assert!(
-            text(&out.stdout).contains("Ada"),
-            "{name}: {}",
-            text(&out.stdout)
-        );
-        let restarted = h.restart();
-        let started = std::time::Instant::now();
-        let out = restarted.execute(request(&f, input)).await.unwrap();
-        eprintln!(
-            "{name}: first execution after a restart took {:?}",
-            started.elapsed()
-        );
-        assert_eq!(out.termination, Termination::Exited(0), "{name}");
-        assert_eq!(restarted.compilations(), 0);
-    }
-}
+// The componentize-py and jco components (~18 MB and ~12 MB, built by
+// `samples/build.sh large`) run end to end in `tests/components.rs` at the root,
+// through `faas serve`, including the compiled-artifact cache across a restart.

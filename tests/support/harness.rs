@@ -304,3 +304,39 @@ impl Api {
         self.send(req).await
     }
 }
+
+/// The real binary on an ephemeral port; returns the child and its base URL.
+pub fn spawn_serve(
+    data: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_faas"));
+    cmd.arg("serve")
+        .env("SERVER_ADDRESS", "127.0.0.1:0")
+        .env("FAAS_DATA_DIR", data)
+        .env("FAAS_DOCKER", "off")
+        .env("FAAS_ACK_WAIT_SECS", "2")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn faas serve");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            if !sent && let Some(rest) = line.split("addr=").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                let _ = tx.send(addr);
+                sent = true;
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("faas serve logs its address");
+    (child, format!("http://{addr}"))
+}

@@ -77,3 +77,13 @@ pub async fn list(store: &Store) -> crate::Result<Vec<WorkerPresence>> {
         .map(|(_, e)| serde_json::from_slice(&e.value).map_err(crate::Error::from))
         .collect()
 }
+
+/// Removes every heartbeat record: for a single-process deployment at start-up,
+/// when every recorded worker is an earlier, dead life of this process.
+pub async fn clear(store: &Store) -> crate::Result<usize> {
+    let all = list(store).await?;
+    for p in &all {
+        store.kv().delete(buckets::WORKERS, &p.worker_id).await?;
+    }
+    Ok(all.len())
+}
