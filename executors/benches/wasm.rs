@@ -3,7 +3,8 @@
 //! same module through a bare `InstancePre::instantiate_async` + `_start` loop on
 //! the same engine, with a fresh WASI context and stdout pipe per run.
 //!
-//! Prints numbers; never asserts times. Run: `cargo bench -p faas-executors --bench wasm`.
+//! Prints numbers; never asserts times. Run: `cargo bench -p faas-executors --bench wasm`
+//! (append `-- wat` or `-- c-hello` to run one module only).
 //! The module is `samples/wasm/c-hello.wasm` when present, and always the minimal
 //! `tests/fixtures/hello.wat`.
 
@@ -34,18 +35,36 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted =
+        |label: &str| filter.is_empty() || filter.iter().any(|f| label.contains(f.as_str()));
     rt.block_on(async {
         let c_hello = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/wasm/c-hello.wasm");
-        if let Ok(bytes) = std::fs::read(&c_hello) {
-            bench_module("c-hello.wasm (wasi-libc C)", &bytes).await;
-        } else {
-            println!("(samples/wasm/c-hello.wasm not found: WAT hello only)\n");
+        match std::fs::read(&c_hello) {
+            Ok(bytes) if wanted("c-hello") => {
+                bench_module("c-hello.wasm (wasi-libc C)", &bytes).await
+            }
+            Ok(_) => {}
+            Err(_) => println!("(samples/wasm/c-hello.wasm not found: WAT hello only)\n"),
         }
-        bench_module("hello.wat (minimal WASI)", &fixture("hello.wat")).await;
+        if wanted("hello.wat") {
+            bench_module("hello.wat (minimal WASI)", &fixture("hello.wat")).await;
+        }
+        if wanted("probe") {
+            let label = "probe.wasm echo (C; imports path_open, so gets a /tmp)";
+            bench_case(label, &fixture("probe.wasm"), "echo").await;
+        }
     });
 }
 
 async fn bench_module(label: &str, bytes: &[u8]) {
+    bench_case(label, bytes, INPUT).await;
+}
+
+async fn bench_case(label: &str, bytes: &[u8], input: &'static str) {
     println!(
         "== {label}, {} bytes; {RUNS} warm runs after {WARMUP} warm-up",
         bytes.len()
@@ -56,7 +75,7 @@ async fn bench_module(label: &str, bytes: &[u8]) {
     let f = h.deploy(bytes).await.expect("deploy");
     let compile = started.elapsed();
     let started = Instant::now();
-    check(&h.executor, &f).await;
+    check(&h.executor, &f, input).await;
     let first = started.elapsed();
     println!("deploy-time compile (prepare)        {:>10}", us(compile));
     println!(
@@ -64,13 +83,13 @@ async fn bench_module(label: &str, bytes: &[u8]) {
         us(first),
         us(compile + first)
     );
-    cold_after_restart(&h, &f).await;
+    cold_after_restart(&h, &f, input).await;
 
-    let floor = warm_floor(h.executor.engine(), bytes).await;
-    let executor = warm_executor(&h.executor, &f).await;
+    let floor = warm_floor(h.executor.engine(), bytes, input).await;
+    let executor = warm_executor(&h.executor, &f, input).await;
     print_stats("floor: bare InstancePre + _start", &floor);
     print_stats("executor, warm, sequential", &executor);
-    let concurrent = concurrent_throughput(Arc::new(h.restart()), &f).await;
+    let concurrent = concurrent_throughput(Arc::new(h.restart()), &f, input).await;
     println!("executor, warm, 2 concurrent        {concurrent:>10.0} exec/s");
     println!(
         "ratio executor/floor: p50 {:.2}x, p99 {:.2}x, mean {:.2}x\n",
@@ -81,7 +100,7 @@ async fn bench_module(label: &str, bytes: &[u8]) {
 }
 
 /// New executors on the same cache directory; each one's first execution.
-async fn cold_after_restart(h: &Harness, f: &faas_runtime::model::Function) {
+async fn cold_after_restart(h: &Harness, f: &faas_runtime::model::Function, input: &str) {
     let mut starts = Vec::new();
     let mut firsts = Vec::new();
     for _ in 0..COLD_RUNS {
@@ -89,7 +108,7 @@ async fn cold_after_restart(h: &Harness, f: &faas_runtime::model::Function) {
         let restarted = h.restart();
         starts.push(started.elapsed());
         let started = Instant::now();
-        check(&restarted, f).await;
+        check(&restarted, f, input).await;
         firsts.push(started.elapsed());
         assert_eq!(restarted.compilations(), 0, "a restart must not recompile");
     }
@@ -97,8 +116,8 @@ async fn cold_after_restart(h: &Harness, f: &faas_runtime::model::Function) {
     print_stats("cold after restart: first execute", &firsts);
 }
 
-async fn check(executor: &WasmtimeExecutor, f: &faas_runtime::model::Function) {
-    let out = executor.execute(request(f, INPUT)).await.expect("execute");
+async fn check(executor: &WasmtimeExecutor, f: &faas_runtime::model::Function, input: &str) {
+    let out = executor.execute(request(f, input)).await.expect("execute");
     assert_eq!(out.termination, Termination::Exited(0), "{out:?}");
     assert!(!out.stdout.is_empty());
 }
@@ -106,8 +125,9 @@ async fn check(executor: &WasmtimeExecutor, f: &faas_runtime::model::Function) {
 async fn warm_executor(
     executor: &WasmtimeExecutor,
     f: &faas_runtime::model::Function,
+    input: &str,
 ) -> Vec<Duration> {
-    let req = request(f, INPUT);
+    let req = request(f, input);
     let mut times = Vec::with_capacity(RUNS);
     for i in 0..WARMUP + RUNS {
         let started = Instant::now();
@@ -125,12 +145,13 @@ async fn warm_executor(
 async fn concurrent_throughput(
     executor: Arc<WasmtimeExecutor>,
     f: &faas_runtime::model::Function,
+    input: &str,
 ) -> f64 {
     let per_task = RUNS / 2;
     let started = Instant::now();
     let tasks: Vec<_> = (0..2)
         .map(|_| {
-            let (executor, req) = (executor.clone(), request(f, INPUT));
+            let (executor, req) = (executor.clone(), request(f, input));
             tokio::spawn(async move {
                 for _ in 0..per_task {
                     executor.execute(req.clone()).await.expect("execute");
@@ -149,7 +170,7 @@ struct FloorState {
 }
 
 /// The same module with bare Wasmtime on the same engine.
-async fn warm_floor(engine: &Engine, bytes: &[u8]) -> Vec<Duration> {
+async fn warm_floor(engine: &Engine, bytes: &[u8], input: &str) -> Vec<Duration> {
     let mut linker = Linker::<FloorState>::new(engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi).expect("link");
     let module = Module::new(engine, bytes).expect("compile");
@@ -157,7 +178,7 @@ async fn warm_floor(engine: &Engine, bytes: &[u8]) -> Vec<Duration> {
     let mut times = Vec::with_capacity(RUNS);
     for i in 0..WARMUP + RUNS {
         let started = Instant::now();
-        let out = floor_once(engine, &pre).await;
+        let out = floor_once(engine, &pre, input).await;
         let took = started.elapsed();
         assert!(!out.is_empty());
         if i >= WARMUP {
@@ -167,11 +188,13 @@ async fn warm_floor(engine: &Engine, bytes: &[u8]) -> Vec<Duration> {
     times
 }
 
-async fn floor_once(engine: &Engine, pre: &InstancePre<FloorState>) -> Bytes {
+async fn floor_once(engine: &Engine, pre: &InstancePre<FloorState>, input: &str) -> Bytes {
     let stdout = MemoryOutputPipe::new(1 << 20);
     let wasi = WasiCtxBuilder::new()
-        .args(&["hello", INPUT])
-        .stdin(MemoryInputPipe::new(INPUT))
+        .args(&["hello", input])
+        .stdin(MemoryInputPipe::new(Bytes::copy_from_slice(
+            input.as_bytes(),
+        )))
         .stdout(stdout.clone())
         .build_p1();
     let mut store = Store::new(engine, FloorState { wasi });

@@ -3,15 +3,25 @@
 //! contract (CONTRACT.md §1), fenced and fast.
 //!
 //! Modules:
-//! - `engine`: the one `Engine` (pooling allocator, copy-on-write
-//!   memory images, epoch interruption, no multi-memory) and the process's one
-//!   epoch ticker;
+//! - `engine`: the one `Engine` (pooling allocator, copy-on-write memory images,
+//!   epoch interruption, no multi-memory) and the process's one epoch ticker;
 //! - `artifacts`: validation and compilation at deploy time, the disk and memory
 //!   caches; `link`: the linkers and the `InstancePre` per module;
 //! - `sandbox`: argv/env/stdin, `/tmp`, `/objects`, no network; `scratch`: fresh
-//!   `/tmp` directories made ahead and removed behind; `pipe`: capped stdout/stderr; `limits`: the memory limiter; `run`: one execution;
+//!   `/tmp` directories made ahead and removed behind; `pipe`: capped
+//!   stdout/stderr; `limits`: the memory limiter; `run`: one execution;
 //! - `bindings` (the `bindgen!` output of `wit/function.wit`) and `objects` (its
 //!   `objects` import); `state`: what a store holds.
+//!
+//! # What a guest sees
+//!
+//! argv `[function name, INPUT]` (no INPUT past 64 KiB), INPUT on stdin, the
+//! request's env only, a fresh `/tmp` capped at `tmp_cap_bytes`, the granted
+//! objects read-only under `/objects/<function_id>/<name>`, no sockets and no name
+//! lookup, no other path. A `faas:function` component's `ok(s)` becomes stdout
+//! (and what it prints goes to the logs with its stderr); `err(m)` becomes
+//! `Termination::GuestError(m)`. Components exit through `wasi:cli/exit@0.2`,
+//! which carries ok/err only: their non-zero exit code is 1.
 //!
 //! # Why async (and not `spawn_blocking` with the sync API)
 //!
@@ -74,7 +84,16 @@ pub struct WasmtimeConfig {
 }
 
 /// A module linked and ready to instantiate.
-pub(crate) enum Prepared {
+pub(crate) struct Prepared {
+    /// What to instantiate and call.
+    pub(crate) entry: Entry,
+    /// The guest imports filesystem functions. When it does not, it cannot reach
+    /// `/tmp` or `/objects`, which are then not created (saving ~3 syscalls).
+    pub(crate) filesystem: bool,
+}
+
+/// The entry point of a prepared module.
+pub(crate) enum Entry {
     /// A WASI preview1 command module.
     Module(wasmtime::InstancePre<ModuleState>),
     /// A `wasi:cli/command` component.
@@ -125,9 +144,14 @@ impl WasmtimeExecutor {
     }
 }
 
+/// The function's module digest: 64 hex digits (it also names cache files).
 fn module_sha256(function: &Function) -> Result<&str> {
+    let is_digest = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
     match (function.runtime, function.module_sha256.as_deref()) {
-        (RuntimeKind::Wasm, Some(sha)) => Ok(sha),
+        (RuntimeKind::Wasm, Some(sha)) if is_digest(sha) => Ok(sha),
+        (RuntimeKind::Wasm, Some(sha)) => {
+            Err(Error::Invalid(format!("not a sha256 digest: {sha:?}")))
+        }
         (RuntimeKind::Wasm, None) => Err(Error::Invalid("wasm function without a module".into())),
         (RuntimeKind::Docker, _) => Err(Error::Invalid("not a wasm function".into())),
     }

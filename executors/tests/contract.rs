@@ -201,19 +201,27 @@ async fn a_guest_blocked_in_a_host_call_times_out() {
 }
 
 /// Paths named `name` in the executors' scratch directories under `root`
-/// (`<root>/faas-wasm-*/<n>/<name>`).
+/// (`<root>/faas-wasm-*/...`, a few levels deep).
 fn walk_for(root: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
-    let children = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
-        let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
-        entries.map(|e| e.path()).collect()
-    };
-    let bases = children(root).into_iter().filter(|p| {
-        p.file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("faas-wasm-"))
-    });
-    bases
-        .flat_map(|base| children(&base))
-        .flat_map(|dir| children(&dir))
-        .filter(|p| p.file_name().is_some_and(|n| n == name))
-        .collect()
+    fn walk(dir: &std::path::Path, name: &str, depth: u32, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if entry.file_name() == name {
+                found.push(path);
+            } else if depth > 0 && path.is_dir() {
+                walk(&path, name, depth - 1, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("faas-wasm-")
+        {
+            walk(&entry.path(), name, 3, &mut found);
+        }
+    }
+    found
 }

@@ -27,6 +27,8 @@ const TABLES_PER_MODULE: u32 = 2;
 pub(crate) const TABLE_ELEMENTS: usize = 65_536;
 /// Metadata bytes one component instance may use (all its core `VMContext`s).
 const COMPONENT_INSTANCE_SIZE: usize = 8 << 20;
+/// Bytes of each memory and table reset with memset instead of madvise.
+const KEEP_RESIDENT: usize = 256 << 10;
 /// Native stack a guest may use before it traps with a stack overflow.
 const MAX_WASM_STACK: usize = 1 << 20;
 /// Fiber stack of one execution: the wasm stack plus room for host calls.
@@ -50,7 +52,9 @@ pub(crate) fn build(config: &WasmtimeConfig) -> Result<Engine> {
         .max_tables_per_module(TABLES_PER_MODULE)
         .table_elements(TABLE_ELEMENTS)
         .max_component_instance_size(COMPONENT_INSTANCE_SIZE)
-        .max_memory_size(max_memory);
+        .max_memory_size(max_memory)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT);
 
     let mut c = Config::new();
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))

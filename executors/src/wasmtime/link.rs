@@ -8,10 +8,10 @@ use wasmtime::component::HasSelf;
 use wasmtime::{Engine, ExternType};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-use super::Prepared;
 use super::artifacts::{Compiled, describe};
 use super::bindings::{FunctionPre, faas};
 use super::state::{ComponentState, ModuleState};
+use super::{Entry, Prepared};
 
 /// Linkers for modules and components.
 pub(crate) struct Linkers {
@@ -51,27 +51,42 @@ impl Linkers {
                             .into(),
                     ));
                 }
+                let filesystem = module.imports().any(|i| {
+                    i.module() == "wasi_snapshot_preview1"
+                        && (i.name().starts_with("path_") || i.name().starts_with("fd_prestat"))
+                });
                 let pre = self
                     .module
                     .instantiate_pre(&module)
                     .map_err(|e| invalid("unsupported imports", e))?;
-                Ok(Prepared::Module(pre))
+                Ok(Prepared {
+                    entry: Entry::Module(pre),
+                    filesystem,
+                })
             }
             Compiled::Component(component) => {
                 let pre = self
                     .component
                     .instantiate_pre(&component)
                     .map_err(|e| invalid("unsupported imports", e))?;
+                let engine = self.component.engine();
+                let filesystem = component
+                    .component_type()
+                    .imports(engine)
+                    .any(|(name, _)| name.starts_with("wasi:filesystem/"));
+                let prepared = |entry| Prepared { entry, filesystem };
                 if let Ok(function) = FunctionPre::new(pre.clone()) {
-                    return Ok(Prepared::Function(function));
+                    return Ok(prepared(Entry::Function(function)));
                 }
-                CommandPre::new(pre).map(Prepared::Command).map_err(|_| {
-                    Error::Invalid(
-                        "a component must export `handle` (world faas:function/function) \
+                CommandPre::new(pre)
+                    .map(|c| prepared(Entry::Command(c)))
+                    .map_err(|_| {
+                        Error::Invalid(
+                            "a component must export `handle` (world faas:function/function) \
                          or `wasi:cli/run` (world wasi:cli/command)"
-                            .into(),
-                    )
-                })
+                                .into(),
+                        )
+                    })
             }
         }
     }

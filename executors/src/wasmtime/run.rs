@@ -16,7 +16,7 @@ use super::objects::ObjectAccess;
 use super::pipe::{CappedPipe, OutputLimit};
 use super::sandbox::Sandbox;
 use super::state::{ComponentState, ModuleState};
-use super::{Prepared, Shared};
+use super::{Entry, Prepared, Shared};
 
 /// How often the size of `/tmp` is measured while a guest runs.
 const TMP_WATCH_PERIOD: Duration = Duration::from_millis(10);
@@ -60,7 +60,7 @@ pub(crate) async fn run(
     prepared: &Prepared,
     request: &ExecutionRequest,
 ) -> Result<RawOutcome> {
-    let sandbox = Sandbox::create(request, &shared.scratch).await?;
+    let mut sandbox = Sandbox::create(request, &shared.scratch, prepared.filesystem).await?;
     let now = Instant::now();
     let guest = Guest {
         engine: &shared.engine,
@@ -144,10 +144,10 @@ fn new_store<T: Send + 'static>(
 
 impl Guest<'_> {
     async fn run(&self, prepared: &Prepared) -> Result<Ended> {
-        match prepared {
-            Prepared::Module(pre) => self.module(pre).await,
-            Prepared::Command(pre) => self.command(pre).await,
-            Prepared::Function(pre) => self.function(pre).await,
+        match &prepared.entry {
+            Entry::Module(pre) => self.module(pre).await,
+            Entry::Command(pre) => self.command(pre).await,
+            Entry::Function(pre) => self.function(pre).await,
         }
     }
 

@@ -21,8 +21,11 @@ const TMP_MAX_ENTRIES: u64 = 10_000;
 /// The host side of one execution's filesystem and stdio.
 #[derive(Debug)]
 pub(crate) struct Sandbox {
-    tmp: ScratchDir,
+    /// `/tmp`, when the guest can reach the filesystem at all.
+    tmp: Option<ScratchDir>,
     objects: Option<Objects>,
+    /// Preopen `/tmp` and `/objects`.
+    preopens: bool,
     /// Captured stdout.
     pub(crate) stdout: CappedPipe,
     /// Captured stderr.
@@ -30,10 +33,19 @@ pub(crate) struct Sandbox {
 }
 
 impl Sandbox {
-    /// Takes a fresh `/tmp` and, when objects are granted, a directory holding
-    /// exactly them.
-    pub(crate) async fn create(request: &ExecutionRequest, scratch: &Scratch) -> Result<Self> {
-        let tmp = scratch.take()?;
+    /// Takes a fresh `/tmp` (when `filesystem`: the guest imports filesystem
+    /// functions) and, when objects are granted, a directory holding exactly them
+    /// (read by the `objects` import even without `filesystem`).
+    pub(crate) async fn create(
+        request: &ExecutionRequest,
+        scratch: &Scratch,
+        filesystem: bool,
+    ) -> Result<Self> {
+        let tmp = if filesystem {
+            Some(scratch.take()?)
+        } else {
+            None
+        };
         let objects = match (&request.objects_dir, request.objects.is_empty()) {
             (Some(staged), false) => Some(Objects::new(staged, &request.objects, scratch).await?),
             _ => None,
@@ -41,6 +53,7 @@ impl Sandbox {
         Ok(Sandbox {
             tmp,
             objects,
+            preopens: filesystem,
             stdout: CappedPipe::new("stdout", request.stdout_cap),
             stderr: CappedPipe::new("stderr", request.stderr_cap),
         })
@@ -74,28 +87,36 @@ impl Sandbox {
         let preopen_failed = |e: wasmtime::Error| {
             Error::Unavailable(format!("cannot open a sandbox directory: {e}"))
         };
-        b.preopened_dir(self.tmp.path(), "/tmp", FsPerms::ReadWrite)
-            .map_err(preopen_failed)?;
-        if let Some(objects) = &self.objects {
-            b.preopened_dir(objects.path(), "/objects", FsPerms::ReadOnly)
+        if let Some(tmp) = &self.tmp {
+            b.preopened_dir(tmp.path(), "/tmp", FsPerms::ReadWrite)
                 .map_err(preopen_failed)?;
+        }
+        match &self.objects {
+            Some(objects) if self.preopens => {
+                b.preopened_dir(objects.path(), "/objects", FsPerms::ReadOnly)
+                    .map_err(preopen_failed)?;
+            }
+            _ => {}
         }
         Ok(b)
     }
 
     /// True when `/tmp` holds more than `cap` bytes (or too many entries).
     pub(crate) async fn tmp_over_cap(&self, cap: u64) -> bool {
-        let dir = self.tmp.path().to_path_buf();
+        let Some(tmp) = &self.tmp else { return false };
+        let dir = tmp.path().to_path_buf();
         tokio::task::spawn_blocking(move || tmp_usage(&dir).over(cap))
             .await
             .unwrap_or(false)
     }
 
-    /// After the guest stopped: [`Self::tmp_over_cap`], cheap when the guest left
-    /// `/tmp` empty (the common case).
-    pub(crate) async fn tmp_ended_over_cap(&self, cap: u64) -> bool {
-        let empty = std::fs::read_dir(self.tmp.path()).is_ok_and(|mut d| d.next().is_none());
-        !empty && self.tmp_over_cap(cap).await
+    /// After the guest stopped: [`Self::tmp_over_cap`], one `rmdir` when the guest
+    /// left `/tmp` empty (the common case).
+    pub(crate) async fn tmp_ended_over_cap(&mut self, cap: u64) -> bool {
+        let Some(tmp) = &mut self.tmp else {
+            return false;
+        };
+        !tmp.remove_if_empty() && self.tmp_over_cap(cap).await
     }
 }
 
