@@ -154,5 +154,13 @@ async fn python_and_js_components_run_and_load_from_the_disk_cache() {
         );
         assert_eq!(out.termination, Termination::Exited(0), "{name}");
         assert_eq!(restarted.compilations(), 0);
+        let started = std::time::Instant::now();
+        for _ in 0..20 {
+            restarted.execute(request(&f, input)).await.unwrap();
+        }
+        eprintln!(
+            "{name}: warm execution {:?} on average",
+            started.elapsed() / 20
+        );
     }
 }
