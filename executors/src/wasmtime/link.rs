@@ -91,3 +91,40 @@ impl Linkers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wasmtime::WasmtimeConfig;
+
+    fn linked(wat: &str) -> Prepared {
+        let config = WasmtimeConfig {
+            cache_dir: std::env::temp_dir(),
+            max_instances: 1,
+            max_memory_mb: 16,
+            tmp_cap_bytes: 0,
+        };
+        let engine = crate::wasmtime::engine::build(&config).unwrap();
+        let module = wasmtime::Module::new(&engine, wat::parse_str(wat).unwrap()).unwrap();
+        Linkers::new(&engine)
+            .unwrap()
+            .link(Compiled::Module(module))
+            .unwrap()
+    }
+
+    #[test]
+    fn only_guests_with_filesystem_imports_get_a_filesystem() {
+        let module = |import: &str| {
+            format!(
+                r#"(module (import "wasi_snapshot_preview1" {import}) (func (export "_start")))"#
+            )
+        };
+        let fd_write = r#""fd_write" (func (param i32 i32 i32 i32) (result i32))"#;
+        let prestat = r#""fd_prestat_get" (func (param i32 i32) (result i32))"#;
+        let path_open =
+            r#""path_open" (func (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32))"#;
+        assert!(!linked(&module(fd_write)).filesystem);
+        assert!(linked(&module(prestat)).filesystem);
+        assert!(linked(&module(path_open)).filesystem);
+    }
+}

@@ -1,11 +1,13 @@
-//! Fresh scratch directories (each execution's `/tmp`), made ahead of time by one
-//! background thread, which also removes those left non-empty: neither `mkdir`
-//! nor `rm -r` sits on an execution's path (on ext4 the pair costs ~50 µs of CPU).
-//! An empty one is removed in place (`rmdir`, which also tells that it is empty).
+//! Fresh scratch directories (each execution's `/tmp`), made ahead of time and
+//! removed afterwards by one background thread per executor: neither `mkdir` nor
+//! `rm -r` sits on an execution's path (on ext4 the pair costs ~50 µs of CPU). An
+//! empty one is removed in place (`rmdir`: one syscall that also tells it was
+//! empty); the thread removes the rest within [`SWEEP`].
 //!
-//! They live under `$TMPDIR` when it is set, else under `/dev/shm` (tmpfs: a few
-//! µs per directory; guests' files then use RAM, bounded by the `/tmp` cap times
-//! the concurrent executions), else under `/tmp`.
+//! Layout: `<location>/faas-wasm-<pid>-<random>/<n>/d`. The location is `$TMPDIR`
+//! when set, else `/dev/shm` (tmpfs: a few µs per directory; guests' files then
+//! use RAM, bounded by the `/tmp` cap times the concurrent executions), else
+//! `/tmp`. Bases of processes that died without cleaning up are removed at start.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
