@@ -15,7 +15,8 @@ need_root() {
 apt_pkgs=()
 command -v clang >/dev/null || apt_pkgs+=(clang lld wasi-libc libclang-rt-14-dev-wasm32)
 [ -e /usr/lib/wasm32-wasi/libc.a ] || [ -e /usr/lib/wasm32-wasi/crt1.o ] || apt_pkgs+=(wasi-libc)
-command -v busybox >/dev/null || [ -e /bin/busybox ] || apt_pkgs+=(busybox-static)
+# Test images are FROM scratch: they need the static busybox, not the dynamic one.
+dpkg -s busybox-static >/dev/null 2>&1 || apt_pkgs+=(busybox-static)
 command -v dockerd >/dev/null || apt_pkgs+=(docker.io)
 # A compose CLI validates docker-compose.yml (tests/autoscaler_containers.rs, make compose-config).
 docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || apt_pkgs+=(docker-compose)
