@@ -83,7 +83,7 @@ impl AppState {
             store,
             queue,
             objects,
-            executors: executors.into_iter().map(|e| (e.kind(), e)).collect(),
+            executors: faas_runtime::ports::by_kind(executors),
             auth: Arc::new(auth),
             secrets,
             limits: Arc::new(limits),

@@ -7,7 +7,7 @@ pub mod kv;
 pub mod objects;
 pub mod queue;
 
-pub use executor::{ExecutionRequest, Executor, ObjectGrant, RawOutcome, Termination};
+pub use executor::{ExecutionRequest, Executor, ObjectGrant, RawOutcome, Termination, by_kind};
 pub use kv::{Entry, KvStore, Scan};
 pub use objects::{BodyStream, ByteStream, ObjectStore};
 pub use queue::{Delivery, QueueStats, WorkQueue};

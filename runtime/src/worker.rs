@@ -69,7 +69,7 @@ impl Worker {
         secrets: SecretBox,
         config: WorkerConfig,
     ) -> Arc<Self> {
-        let executors = executors.into_iter().map(|e| (e.kind(), e)).collect();
+        let executors = crate::ports::by_kind(executors);
         Arc::new(Worker {
             store,
             queue,

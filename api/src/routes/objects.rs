@@ -96,6 +96,14 @@ fn header_u64(h: &HeaderMap, name: axum::http::HeaderName) -> Option<u64> {
     h.get(name)?.to_str().ok()?.parse().ok()
 }
 
+/// A missing object is the API's 404; anything else maps as usual.
+fn object_error(e: faas_runtime::Error) -> ApiError {
+    match e {
+        faas_runtime::Error::NotFound(_) => ApiError::not_found("object"),
+        other => other.into(),
+    }
+}
+
 fn too_large(max: u64) -> ApiError {
     ApiError::too_large(format!("objects are limited to {max} bytes"))
 }
@@ -118,10 +126,7 @@ async fn stream_object(state: &AppState, fid: &str, name: &str) -> ApiResult<Res
         .objects
         .get(&objects_bucket(fid), name)
         .await
-        .map_err(|e| match e {
-            faas_runtime::Error::NotFound(_) => ApiError::not_found("object"),
-            other => other.into(),
-        })?;
+        .map_err(object_error)?;
     Response::builder()
         .header(CONTENT_TYPE, meta.content_type)
         .header(CONTENT_LENGTH, meta.size)
@@ -143,10 +148,7 @@ pub async fn delete(
         .objects
         .delete(&objects_bucket(&fid), &name)
         .await
-        .map_err(|e| match e {
-            faas_runtime::Error::NotFound(_) => ApiError::not_found("object"),
-            other => other.into(),
-        })?;
+        .map_err(object_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -122,5 +122,9 @@ pub trait Executor: Send + Sync + 'static {
     }
 }
 
-/// A default timeout when a function sets none.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Indexes executors by the runtime they serve (the last one of a kind wins).
+pub fn by_kind(
+    executors: Vec<std::sync::Arc<dyn Executor>>,
+) -> std::collections::HashMap<RuntimeKind, std::sync::Arc<dyn Executor>> {
+    executors.into_iter().map(|e| (e.kind(), e)).collect()
+}
