@@ -28,7 +28,7 @@ enum Command {
     /// Run a worker pool only (state on NATS: needs NATS_URL).
     Worker(Box<ServeConfig>),
     /// Scale worker containers on the queue's backlog (Docker API).
-    Autoscaler(AutoscalerConfig),
+    Autoscaler(Box<AutoscalerConfig>),
     /// Create an admin account, or promote an existing user, in a data directory
     /// (while no `faas serve` uses it).
     Admin(AdminArgs),
@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(config) => run(*config, Roles::All).await,
         Command::Api(config) => run(*config, Roles::Api).await,
         Command::Worker(config) => run(*config, Roles::Worker).await,
-        Command::Autoscaler(config) => faas::autoscale::run(config, shutdown_signal()).await,
+        Command::Autoscaler(config) => faas::autoscale::run(*config, shutdown_signal()).await,
         Command::Admin(args) => admin(args).await,
     }
 }

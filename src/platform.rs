@@ -12,6 +12,7 @@ use faas_executors::wasmtime::{WasmtimeConfig, WasmtimeExecutor};
 use faas_runtime::model::Role;
 use faas_runtime::ports::{Executor, ObjectStore};
 use faas_runtime::store::Store;
+use faas_runtime::worker::reconcile::reconcile_forever;
 use faas_runtime::worker::{Worker, WorkerConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -19,6 +20,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::Ports;
 use crate::config::ServeConfig;
+
+/// How often an API process on NATS looks for accepted executions that a cut
+/// left unqueued.
+const RECONCILE_EVERY: Duration = Duration::from_secs(15);
+
+/// Executions younger than this are not reconciled (their submit may be going on).
+const RECONCILE_MIN_AGE: Duration = Duration::from_secs(30);
 
 /// Which parts a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +73,15 @@ impl Platform {
             let state = api_state(&config, &ports, executors.all.clone(), secrets.clone())?;
             ensure_admin(&state, &config).await?;
             let bound = spawn_api(&config, state.clone(), &shutdown, &mut tasks).await?;
+            if ports.shared {
+                tasks.push(tokio::spawn(reconcile_forever(
+                    ports.store.clone(),
+                    ports.queue.clone(),
+                    RECONCILE_EVERY,
+                    RECONCILE_MIN_AGE,
+                    shutdown.clone(),
+                )));
+            }
             if functions_base.is_none() {
                 functions_base = Some(match &executors.docker {
                     Some(d) => {
@@ -87,8 +104,8 @@ impl Platform {
             );
             if !ports.shared {
                 // One process owns the embedded queue: anything not final and not queued
-                // was lost between accepting and queueing. (On NATS, re-publishing could
-                // duplicate a message that is still in the stream, so it is not done.)
+                // is queued again (whatever the cap), stale active markers dropped. On
+                // NATS the API processes' reconciler does this while running.
                 let requeued = w.requeue_unfinished().await?;
                 let dead = faas_runtime::worker::presence::clear(&ports.store).await?;
                 tracing::info!(

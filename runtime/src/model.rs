@@ -212,6 +212,81 @@ impl Execution {
     }
 }
 
+/// What a listing shows of an execution: everything but the input, output, logs
+/// and result (read the execution by id for those), with their sizes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExecutionSummary {
+    /// Stable id.
+    pub id: String,
+    /// The function run.
+    pub function_id: String,
+    /// Life-cycle state.
+    pub status: ExecutionStatus,
+    /// Why it failed (at most [`SUMMARY_ERROR_MAX`] bytes; the record has all of it).
+    pub error: Option<String>,
+    /// The guest's exit code.
+    pub exit_code: Option<i32>,
+    /// Delivery attempt of the record.
+    pub attempt: u32,
+    /// Bytes of the input.
+    pub input_bytes: u64,
+    /// Bytes of captured stdout.
+    pub output_bytes: u64,
+    /// Bytes of captured stderr.
+    pub logs_bytes: u64,
+    /// Submission time.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: OffsetDateTime,
+    /// When the last attempt started.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub started_at: Option<OffsetDateTime>,
+    /// When it reached a final state.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub completed_at: Option<OffsetDateTime>,
+    /// Run time of the last attempt in milliseconds.
+    pub duration_ms: Option<u64>,
+}
+
+/// Longest error text in an [`ExecutionSummary`].
+pub const SUMMARY_ERROR_MAX: usize = 512;
+
+impl ExecutionSummary {
+    /// The summary of `e`, whose input, output and logs have these sizes.
+    pub fn of(e: &Execution, (input_bytes, output_bytes, logs_bytes): (u64, u64, u64)) -> Self {
+        ExecutionSummary {
+            id: e.id.clone(),
+            function_id: e.function_id.clone(),
+            status: e.status,
+            error: e.error.as_deref().map(|m| truncate(m, SUMMARY_ERROR_MAX)),
+            exit_code: e.exit_code,
+            attempt: e.attempt,
+            input_bytes,
+            output_bytes,
+            logs_bytes,
+            created_at: e.created_at,
+            started_at: e.started_at,
+            completed_at: e.completed_at,
+            duration_ms: e.duration_ms,
+        }
+    }
+}
+
+/// `s` cut to at most `max` bytes on a character boundary.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
 /// A per-user secret; the value is sealed with the platform's AEAD key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Secret {
