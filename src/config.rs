@@ -101,6 +101,25 @@ pub struct ServeConfig {
     /// Seconds between sweeps for orphaned function containers.
     #[arg(long, env = "FAAS_REAP_INTERVAL_SECS", default_value_t = 60)]
     pub reap_interval_secs: u64,
+    /// Default per-user quota: executions queued or running at once (0 = none).
+    #[arg(long, env = "FAAS_QUOTA_ACTIVE_EXECUTIONS", default_value_t = 1_000)]
+    pub quota_active_executions: u64,
+    /// Default per-user quota: submissions per minute, per API process (0 = none).
+    #[arg(
+        long,
+        env = "FAAS_QUOTA_SUBMISSIONS_PER_MINUTE",
+        default_value_t = 1_200
+    )]
+    pub quota_submissions_per_minute: u64,
+    /// Default per-user quota: bytes of stored objects (0 = none).
+    #[arg(long, env = "FAAS_QUOTA_OBJECT_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub quota_object_bytes: u64,
+    /// Default per-user quota: functions (0 = none).
+    #[arg(long, env = "FAAS_QUOTA_FUNCTIONS", default_value_t = 100)]
+    pub quota_functions: u64,
+    /// Default per-user quota: secrets (0 = none).
+    #[arg(long, env = "FAAS_QUOTA_SECRETS", default_value_t = 100)]
+    pub quota_secrets: u64,
     /// Docker network of containers that read objects.
     #[arg(long, env = "NETWORK_NAME", default_value = "faas-functions")]
     pub network_name: String,

@@ -270,6 +270,13 @@ fn limits(c: &ServeConfig) -> ApiLimits {
         max_timeout_secs: c.max_timeout_secs,
         default_memory_mb: c.default_memory_mb.min(c.max_memory_mb),
         max_memory_mb: c.max_memory_mb,
+        quotas: faas_runtime::model::Quotas {
+            max_active_executions: Some(c.quota_active_executions),
+            submissions_per_minute: Some(c.quota_submissions_per_minute),
+            max_object_bytes: Some(c.quota_object_bytes),
+            max_functions: Some(c.quota_functions),
+            max_secrets: Some(c.quota_secrets),
+        },
         ..ApiLimits::default()
     }
 }

@@ -306,6 +306,46 @@ pub struct Secret {
     pub updated_at: OffsetDateTime,
 }
 
+/// Per-user limits; each one set here overrides the operator's default for that
+/// user (`0` means no limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Quotas {
+    /// Executions queued or running at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_active_executions: Option<u64>,
+    /// Submissions per minute (a token bucket holding a minute's worth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submissions_per_minute: Option<u64>,
+    /// Bytes of stored objects over all the user's functions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_object_bytes: Option<u64>,
+    /// Functions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_functions: Option<u64>,
+    /// Secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_secrets: Option<u64>,
+}
+
+impl Quotas {
+    /// `self`'s values where set, else `defaults`'.
+    pub fn or(self, defaults: Quotas) -> Quotas {
+        Quotas {
+            max_active_executions: self
+                .max_active_executions
+                .or(defaults.max_active_executions),
+            submissions_per_minute: self
+                .submissions_per_minute
+                .or(defaults.submissions_per_minute),
+            max_object_bytes: self.max_object_bytes.or(defaults.max_object_bytes),
+            max_functions: self.max_functions.or(defaults.max_functions),
+            max_secrets: self.max_secrets.or(defaults.max_secrets),
+        }
+    }
+}
+
 /// Metadata of a stored object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -325,11 +365,14 @@ pub struct ObjectMeta {
 }
 
 /// Checks a user-chosen name (object, secret, function): 1-128 chars of
-/// `[A-Za-z0-9._-]`, not starting with a dot.
+/// `[A-Za-z0-9._-]`, no dot at either end, no two dots in a row (a name is a
+/// token of a NATS subject in indexes).
 pub fn validate_name(kind: &str, name: &str) -> crate::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
+        && !name.ends_with('.')
+        && !name.contains("..")
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
@@ -337,7 +380,7 @@ pub fn validate_name(kind: &str, name: &str) -> crate::Result<()> {
         Ok(())
     } else {
         Err(crate::Error::Invalid(format!(
-            "{kind} name must be 1-128 characters of A-Z a-z 0-9 . _ - and not start with a dot"
+            "{kind} name must be 1-128 characters of A-Z a-z 0-9 . _ -, without a dot at either end or two in a row"
         )))
     }
 }

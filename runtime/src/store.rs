@@ -45,6 +45,10 @@ pub mod buckets {
     pub const GRANTS: &str = "grants";
     /// Worker heartbeats, by worker id.
     pub const WORKERS: &str = "workers";
+    /// Per-user quota overrides, by user id.
+    pub const QUOTAS: &str = "quotas";
+    /// `<owner>.<lower-case function name>` -> function id (unique names).
+    pub const FUNCTION_NAMES: &str = "function_names";
     /// Every bucket above.
     pub const ALL: &[&str] = &[
         USERS,
@@ -60,6 +64,8 @@ pub mod buckets {
         SECRET_NAMES,
         GRANTS,
         WORKERS,
+        QUOTAS,
+        FUNCTION_NAMES,
     ];
 }
 

@@ -201,6 +201,9 @@ fn spawn(nats_url: &str, role: &'static str, log: &Path, env: &[(String, String)
         .env("FAAS_SECRETS_KEY", SECRETS_KEY)
         .env("FAAS_DOCKER", "off")
         .env("FAAS_SHUTDOWN_GRACE_SECS", "2")
+        // Load tests measure the platform, not the per-user quotas.
+        .env("FAAS_QUOTA_SUBMISSIONS_PER_MINUTE", "0")
+        .env("FAAS_QUOTA_ACTIVE_EXECUTIONS", "0")
         .env(
             "RUST_LOG",
             "info,tower_http=warn,cranelift=warn,wasmtime=warn",

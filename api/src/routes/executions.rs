@@ -72,6 +72,7 @@ pub async fn submit(
             ));
         }
     }
+    crate::quotas::check_submit(&state, &caller.id).await?;
     let exec = Execution::pending(&function, text);
     accept(&state, exec.clone()).await?;
     tracing::info!(execution.id = %exec.id, function.id = %function.id, "execution queued");
