@@ -28,6 +28,22 @@ pub struct Ports {
     pub shared: bool,
 }
 
+/// Brings the stored state to this release's schema (refuses a newer one).
+async fn migrate(store: &Store) -> anyhow::Result<()> {
+    let m = store
+        .migrate()
+        .await
+        .context("check the schema of the stored state")?;
+    if m.from != m.to {
+        tracing::info!(
+            from = m.from,
+            to = m.to,
+            "stored state at the current schema"
+        );
+    }
+    Ok(())
+}
+
 impl Ports {
     /// Opens the backend the configuration names.
     pub async fn open(c: &ServeConfig) -> anyhow::Result<Ports> {
@@ -45,8 +61,10 @@ impl Ports {
                 format!("connect to NATS at {}", faas_runtime::nats::redact(url))
             })?;
             tracing::info!(url = %faas_runtime::nats::redact(url), "state, queue and objects on NATS JetStream");
+            let store = Store::new(Arc::new(nats.kv));
+            migrate(&store).await?;
             return Ok(Ports {
-                store: Store::new(Arc::new(nats.kv)),
+                store,
                 queue: Arc::new(nats.queue),
                 objects: Arc::new(nats.objects),
                 data_dir: c.data_dir.clone(),
@@ -54,12 +72,14 @@ impl Ports {
             });
         }
         let db = Db::open(&c.data_dir).context("open the data directory")?;
+        let store = Store::new(Arc::new(EmbeddedKv::new(db.clone())));
+        migrate(&store).await?;
         let queue_config = QueueConfig {
             ack_wait,
             max_messages: c.queue_max,
         };
         Ok(Ports {
-            store: Store::new(Arc::new(EmbeddedKv::new(db.clone()))),
+            store,
             queue: Arc::new(EmbeddedQueue::open(db.clone(), queue_config).await?),
             objects: Arc::new(EmbeddedObjects::new(db)?),
             data_dir: c.data_dir.clone(),

@@ -3,6 +3,7 @@
 //! (`<owner>.<id>`) so that every backend only needs get/create/update/scan.
 
 mod executions;
+pub mod migrate;
 mod records;
 pub mod spill;
 

@@ -213,6 +213,16 @@ impl KvStore for NatsKv {
             .map_err(|e| self.link.fault("delete", e))
     }
 
+    async fn compact(&self, bucket: &str) -> Result<()> {
+        let store = self.bucket(bucket).await?;
+        for key in self.keys(&store, "").await? {
+            if self.live(&store, &key).await?.is_none() {
+                self.delete(bucket, &key).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn count(&self, bucket: &str, prefix: &str) -> Result<u64> {
         let store = self.bucket(bucket).await?;
         Ok(self.keys(&store, prefix).await?.len() as u64)

@@ -93,6 +93,11 @@ pub trait KvStore: Send + Sync + 'static {
     /// Applies `writes` in order (the embedded backend in one transaction; NATS one
     /// by one, stopping at the first failure). Returns each write's revision.
     async fn apply(&self, writes: Vec<KvWrite>) -> Result<Vec<u64>>;
+    /// Removes what deleted keys left behind in `bucket` (NATS delete markers of
+    /// older releases); nothing to do on other backends.
+    async fn compact(&self, _bucket: &str) -> Result<()> {
+        Ok(())
+    }
     /// Fails when the store cannot be reached.
     async fn ping(&self) -> Result<()>;
 }
