@@ -102,6 +102,8 @@ TOML
 mkdir -p "$work/report"
 log "schemathesis $(schemathesis --version | awk '{print $NF}'): max-examples ${ST_MAX_EXAMPLES:-10}, seed ${ST_SEED:-1}"
 set +e
+# From the temporary dir: schemathesis keeps a cache in the working directory.
+cd "$work"
 schemathesis --config-file "$work/schemathesis.toml" run "$base/api/openapi.json" \
   -H "Authorization: Bearer $token" \
   --checks all \
