@@ -65,7 +65,7 @@ fn shape_errors(op: &Operation, backend: bool) -> Vec<(u16, &'static str)> {
     if secured {
         out.push((
             401,
-            "No, a malformed or an expired bearer token, or its user no longer exists (`unauthorized`).",
+            "A missing, malformed or expired bearer token, or its user no longer exists (`unauthorized`).",
         ));
     }
     if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
