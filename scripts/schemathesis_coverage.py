@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Which documented statuses the schema fuzzer reached: reads the OpenAPI document and
-schemathesis's HAR report, prints per operation the statuses seen and those never seen.
+schemathesis's HAR reports, prints per operation the statuses seen and those never seen.
 
-    scripts/schemathesis_coverage.py openapi.json report.har
+    scripts/schemathesis_coverage.py openapi.json report.har [report.har ...]
 """
 import json
 import re
@@ -10,15 +10,15 @@ import sys
 import urllib.parse
 
 
-def main(doc_path: str, har_path: str) -> None:
+def main(doc_path: str, har_paths: list[str]) -> None:
     doc = json.load(open(doc_path))
-    har = json.load(open(har_path))
+    entries = [e for p in har_paths for e in json.load(open(p))["log"]["entries"]]
     ops = {}
     for path, item in doc["paths"].items():
         rx = re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]*", re.escape(path)) + "$")
         for method, op in item.items():
             ops[(method.upper(), path)] = (rx, set(op["responses"]), set())
-    for entry in har["log"]["entries"]:
+    for entry in entries:
         url = urllib.parse.urlsplit(entry["request"]["url"]).path
         method = entry["request"]["method"].upper()
         # The most specific template (fewest parameters) that matches.
@@ -36,4 +36,4 @@ def main(doc_path: str, har_path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2:])
