@@ -118,16 +118,18 @@ log "schemathesis $(schemathesis --version | awk '{print $NF}'): max-examples ${
 # From the temporary dir: schemathesis keeps a cache in the working directory.
 cd "$work"
 set +e
+# Operations that end the caller's session (revoke its tokens) run last, as the plain user.
+session_ending='^/(auth/logout-all|api/me/password)$'
 log "every operation, as an admin"
-fuzz admin "$token"
+fuzz admin "$token" --exclude-path-regex "$session_ending"
 status=$?
-# The admin-only operations again as a plain user (their 403s).
+# The admin-only operations again as a plain user (their 403s), then the session-ending ones.
 curl -fsS "$base/auth/register" -H 'Content-Type: application/json' \
   -d '{"username":"fuzzuser","password":"fuzz-user-password"}' >/dev/null
 user_token=$(curl -fsS "$base/auth/login" -H 'Content-Type: application/json' \
   -d '{"username":"fuzzuser","password":"fuzz-user-password"}' | json token)
-log "the admin-only operations, as a plain user"
-fuzz user "$user_token" --include-path-regex '^/api/(users|workers)$'
+log "the admin-only and session-ending operations, as a plain user"
+fuzz user "$user_token" --include-path-regex "^/api/(users|workers)\$|$session_ending"
 user_status=$?
 [ "$status" = 0 ] && status=$user_status
 set -e
