@@ -20,7 +20,7 @@ pub struct Submit {
     /// The function to run (one of the caller's).
     pub function_id: String,
     /// The input (default `{}`; at most the operator's input limit, else 413). A string
-    /// holding such an object as JSON text is also taken.
+    /// holding JSON text is also taken.
     #[schema(schema_with = input_schema)]
     pub input: Option<serde_json::Value>,
 }
@@ -36,8 +36,7 @@ fn input_schema() -> utoipa::openapi::schema::Schema {
         "description": "Any JSON object (default, and for null, `{}`; at most the operator's input limit, \
             else 413). `secrets` names secrets of the caller's to give the function (each \
             must exist, else 400 `unknown_secret`); `object_inputs` maps aliases to objects \
-            as `\"<function_id>/<object name>\"`. A string holding such an object as JSON \
-            text is also taken.",
+            as `\"<function_id>/<object name>\"`. A string holding JSON text is also taken.",
         "properties": {
             "secrets": {"type": "array", "items": {"type": "string", "pattern": crate::openapi::NAME_PATTERN}},
             "object_inputs": {
