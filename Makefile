@@ -13,7 +13,7 @@ USE_COMPOSE := $(if $(and $(COMPOSE),$(HAVE_ENGINE),$(wildcard .env)),yes)
 # Compose needs JWT_SECRET and FAAS_SECRETS_KEY: from .env, else (config check only) .env.example.
 ENV_FILE ?= $(if $(wildcard .env),.env,.env.example)
 
-.PHONY: help build run test test-deps samples down clean bench compose-config images
+.PHONY: help build run test test-deps samples down clean bench compose-config images schemathesis
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -49,6 +49,10 @@ samples: ## Rebuild the sample functions (large components are cached)
 test: test-deps ## Run every test against real Wasmtime, Docker and the real HTTP server
 	./samples/build.sh large
 	$(CARGO) test --workspace --no-fail-fast -- --test-threads=2
+
+schemathesis: ## Only the schema fuzzer (also part of `make test`: tests/schema_fuzz.rs)
+	$(CARGO) build --bin faas
+	./scripts/schemathesis.sh $(CARGO_TARGET_DIR)/debug/faas
 
 bench: ## Run the benchmarks (print numbers and ratios)
 	$(CARGO) bench --workspace

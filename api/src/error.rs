@@ -2,8 +2,12 @@
 //! `{"error": "<code>", "message": "<text>"}` with the matching status.
 
 use axum::Json;
+use axum::body::to_bytes;
+use axum::extract::Request;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use faas_runtime::Error;
 use serde::Serialize;
@@ -169,4 +173,83 @@ pub struct ApiPath<T>(pub T);
 /// Answers unknown routes with a JSON 404.
 pub async fn fallback() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// Largest framework error text carried into a JSON message.
+const MAX_FRAMEWORK_TEXT: usize = 1024;
+
+/// Middleware: any error answer that is not already JSON (axum's empty 405, a body
+/// limit's 413, a rejection's plain text) becomes the JSON error body with the same
+/// status and headers (e.g. `Allow` of a 405).
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let text = match to_bytes(body, MAX_FRAMEWORK_TEXT).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let err = framework_error(status, &method, parts.headers.get(ALLOW), text);
+    let fresh = err.into_response();
+    parts.headers.remove(CONTENT_LENGTH);
+    parts.headers.remove(CONTENT_TYPE);
+    let (fresh_parts, fresh_body) = fresh.into_parts();
+    parts.headers.extend(fresh_parts.headers);
+    Response::from_parts(parts, fresh_body)
+}
+
+/// The [`ApiError`] of a status the framework produced; `text` is its plain body.
+fn framework_error(
+    status: StatusCode,
+    method: &Method,
+    allow: Option<&HeaderValue>,
+    text: String,
+) -> ApiError {
+    if status.is_server_error() {
+        tracing::error!(status = status.as_u16(), body = %text, "framework error");
+        return match status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                ApiError::new(status, "unavailable", "retry shortly")
+            }
+            _ => ApiError::new(status, "internal", "internal error"),
+        };
+    }
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = allow.and_then(|v| v.to_str().ok()).unwrap_or("");
+            let msg = format!("method {method} is not allowed here; allowed: {allow}");
+            return ApiError::new(status, "method_not_allowed", msg);
+        }
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
+            return ApiError::bad_request("bad_request", non_empty(text, "malformed request"));
+        }
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::TOO_MANY_REQUESTS => "too_many_requests",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::LENGTH_REQUIRED => "length_required",
+        _ => "request_failed",
+    };
+    let reason = status.canonical_reason().unwrap_or("request failed");
+    ApiError::new(status, code, non_empty(text, reason))
+}
+
+fn non_empty(text: String, otherwise: &str) -> String {
+    if text.is_empty() {
+        otherwise.to_string()
+    } else {
+        text
+    }
 }

@@ -1,12 +1,33 @@
 //! The OpenAPI document, generated from the handlers' annotations.
+//!
+//! - [`ApiDoc`]: the paths and schemas; [`errors::CommonErrors`] adds to every
+//!   operation the error answers its shape implies (401, 400, 413, 415, 503);
+//! - [`document`]: the document as served, with the operator's limits (timeout,
+//!   memory, secret size) written into the schemas so they agree with validation.
+//!
+//! Name patterns used in annotations are the ones [`NAME_PATTERN`] and
+//! [`USERNAME_PATTERN`] spell; a unit test checks they agree with the validators.
 
+pub mod errors;
+
+use errors::CommonErrors;
+
+use axum::extract::State;
+use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::ApiJson;
+use crate::error::{ApiJson, ErrorBody};
 use crate::routes::{
     auth, executions, functions, health, objects, quotas, secrets, users, workers,
 };
+use crate::state::{ApiLimits, AppState};
+
+/// Names of functions, objects and secrets (`faas_runtime::model::validate_name`).
+pub const NAME_PATTERN: &str = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$";
+
+/// Usernames (`routes::auth::validate_username`).
+pub const USERNAME_PATTERN: &str = "^[A-Za-z0-9._-]{3,64}$";
 
 struct BearerAuth;
 
@@ -28,20 +49,74 @@ impl Modify for BearerAuth {
 /// The platform's API description.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "FaaS platform API", description = "Functions (wasm and OCI images), executions, objects and secrets."),
+    info(title = "FaaS platform API", description = "Functions (wasm and OCI images), executions, objects and secrets. Every error is `{\"error\": code, \"message\": text}`."),
     paths(
         auth::register, auth::login, users::list, users::get, quotas::get, quotas::put,
         functions::create, functions::list, functions::get, functions::delete,
         executions::submit, executions::list, executions::get, executions::cancel,
         objects::upload, objects::download, objects::delete, objects::list, objects::capability,
         secrets::create, secrets::list, secrets::get, secrets::update, secrets::delete,
-        health::healthz, health::readyz, workers::list,
+        health::healthz, health::readyz, serve, workers::list,
     ),
-    modifiers(&BearerAuth)
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth, &CommonErrors)
 )]
 pub struct ApiDoc;
 
-/// `GET /api/openapi.json`.
-pub async fn serve() -> ApiJson<utoipa::openapi::OpenApi> {
-    ApiJson(ApiDoc::openapi())
+/// The document as served: [`ApiDoc`] with the operator's `limits` in the schemas.
+pub fn document(limits: &ApiLimits) -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}));
+    let schemas = "/components/schemas";
+    for form in ["ImageFunction", "WasmFunctionForm"] {
+        let props = format!("{schemas}/{form}/properties");
+        set(
+            &mut doc,
+            &format!("{props}/timeout_secs"),
+            &[
+                ("minimum", json!(1)),
+                ("maximum", json!(limits.max_timeout_secs)),
+                ("default", json!(limits.default_timeout_secs)),
+            ],
+        );
+        set(
+            &mut doc,
+            &format!("{props}/memory_mb"),
+            &[
+                ("minimum", json!(1)),
+                ("maximum", json!(limits.max_memory_mb)),
+                ("default", json!(limits.default_memory_mb)),
+            ],
+        );
+    }
+    for body in ["NewSecret", "SecretValue"] {
+        set(
+            &mut doc,
+            &format!("{schemas}/{body}/properties/value"),
+            &[("maxLength", json!(limits.max_secret_chars))],
+        );
+    }
+    // An upload may have no body: that is an empty object.
+    let upload = "/paths/~1api~1function-objects~1{function_id}~1{name}/post/requestBody";
+    if let Some(Value::Object(body)) = doc.pointer_mut(upload) {
+        body.remove("required");
+    }
+    doc
 }
+
+fn set(doc: &mut Value, pointer: &str, pairs: &[(&str, Value)]) {
+    if let Some(Value::Object(o)) = doc.pointer_mut(pointer) {
+        for (k, v) in pairs {
+            o.insert((*k).to_string(), v.clone());
+        }
+    }
+}
+
+/// This document (OpenAPI 3.1).
+#[utoipa::path(get, path = "/api/openapi.json", tag = "health",
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+pub async fn serve(State(state): State<AppState>) -> ApiJson<Value> {
+    ApiJson(document(&state.limits))
+}
+
+#[cfg(test)]
+mod tests;

@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .merge(authed)
         .fallback(crate::error::fallback)
         .layer(json_limit)
+        .layer(axum::middleware::from_fn(crate::error::json_errors))
         .with_state(state)
 }
 
@@ -103,5 +104,6 @@ pub fn capability_router(state: AppState) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .fallback(crate::error::fallback)
+        .layer(axum::middleware::from_fn(crate::error::json_errors))
         .with_state(state)
 }

@@ -19,8 +19,8 @@ pub struct ApiLimits {
     pub max_object_bytes: u64,
     /// Largest wasm module.
     pub max_module_bytes: usize,
-    /// Largest secret value.
-    pub max_secret_bytes: usize,
+    /// Longest secret value, in characters (JSON Schema `maxLength`).
+    pub max_secret_chars: usize,
     /// Largest execution input.
     pub max_input_bytes: usize,
     /// Default and cap of a function's timeout (seconds).
@@ -41,7 +41,7 @@ impl Default for ApiLimits {
             max_json_bytes: 2 * 1024 * 1024,
             max_object_bytes: 100 * 1024 * 1024,
             max_module_bytes: 64 * 1024 * 1024,
-            max_secret_bytes: 64 * 1024,
+            max_secret_chars: 64 * 1024,
             max_input_bytes: 1024 * 1024,
             default_timeout_secs: 300,
             max_timeout_secs: 900,

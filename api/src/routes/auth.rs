@@ -10,15 +10,17 @@ use faas_runtime::store::Store;
 
 use super::users::UserView;
 use crate::auth::Auth;
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 /// Registration or login payload.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct Credentials {
     /// 3-64 characters of `A-Z a-z 0-9 . _ -`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{3,64}$", min_length = 3, max_length = 64)]
     pub username: String,
     /// 8-1024 characters.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
 }
 
@@ -61,7 +63,9 @@ pub fn validate_password(p: &str) -> ApiResult<()> {
 
 /// Creates a user with role `user` (a `role` field in the body is ignored).
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = Credentials,
-    responses((status = 201, body = UserView), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    responses((status = 201, description = "Registered", body = UserView),
+        (status = 400, description = "Invalid username or password, or malformed JSON", body = ErrorBody),
+        (status = 409, description = "The username is taken", body = ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
     ApiJson(c): ApiJson<Credentials>,
@@ -103,7 +107,9 @@ pub async fn create_user(
 /// Exchanges credentials for a token. Unknown users and wrong passwords get the same
 /// answer in similar time; repeated failures are throttled (429).
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Credentials,
-    responses((status = 200, body = TokenView), (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "A bearer token", body = TokenView),
+        (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 429, description = "Too many failed logins; retry later", body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
     ApiJson(c): ApiJson<Credentials>,

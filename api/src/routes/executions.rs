@@ -10,27 +10,55 @@ use faas_runtime::store::ExecutionFilter;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 /// A submission.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct Submit {
-    /// The function to run.
+    /// The function to run (one of the caller's).
     pub function_id: String,
-    /// A JSON object, or a string holding JSON (default `{}`).
-    #[schema(value_type = Object)]
+    /// The input (default `{}`; at most the operator's input limit, else 413). A string
+    /// holding JSON text is also taken.
+    #[schema(schema_with = input_schema)]
     pub input: Option<serde_json::Value>,
+}
+
+/// `"<function_id>/<object name>"` of `object_inputs` (`faas_runtime::input::parse`).
+pub const OBJECT_REF_PATTERN: &str = "^[^/.]+/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$";
+
+/// The schema of `input`: any JSON object; `secrets` and `object_inputs` have a
+/// meaning to the platform.
+fn input_schema() -> utoipa::openapi::schema::Schema {
+    let schema = serde_json::json!({
+        "type": ["object", "null"],
+        "description": "Any JSON object (default, and for null, `{}`; at most the operator's input limit, \
+            else 413). `secrets` names secrets of the caller's to give the function (each \
+            must exist, else 400 `unknown_secret`); `object_inputs` maps aliases to objects \
+            as `\"<function_id>/<object name>\"`. A string holding JSON text is also taken.",
+        "properties": {
+            "secrets": {"type": "array", "items": {"type": "string", "pattern": crate::openapi::NAME_PATTERN}},
+            "object_inputs": {
+                "type": "object",
+                "additionalProperties": {"type": "string", "pattern": OBJECT_REF_PATTERN},
+            },
+        },
+        "additionalProperties": true,
+    });
+    serde_json::from_value(schema).unwrap_or_default()
 }
 
 /// Filters and paging of a listing.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExecutionQuery {
     /// Only this function's executions.
     pub function_id: Option<String>,
     /// Only this status (`pending`, `running`, `completed`, `failed`, `timed_out`, `cancelled`).
+    #[param(value_type = Option<ExecutionStatus>)]
     pub status: Option<String>,
     /// Page size (1-200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -48,7 +76,11 @@ pub struct ExecutionList {
 
 /// Queues an execution; answers at once with status `pending`.
 #[utoipa::path(post, path = "/api/executions", tag = "executions", request_body = Submit, security(("bearer" = [])),
-    responses((status = 202, body = Execution), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
+    responses((status = 202, description = "Queued (`pending`)", body = Execution),
+        (status = 400, description = "Invalid input, an unknown secret, or a malformed body", body = ErrorBody),
+        (status = 404, description = "No such function of the caller's", body = ErrorBody),
+        (status = 413, description = "The input is larger than the operator's limit", body = ErrorBody),
+        (status = 503, description = "The queue is full or a backend is unavailable", body = ErrorBody)))]
 pub async fn submit(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -107,7 +139,8 @@ fn strip(e: faas_runtime::Error) -> String {
 
 /// Lists the caller's executions, newest first.
 #[utoipa::path(get, path = "/api/executions", tag = "executions", params(ExecutionQuery), security(("bearer" = [])),
-    responses((status = 200, body = ExecutionList), (status = 400, body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "A page of the caller's executions", body = ExecutionList),
+        (status = 400, description = "Invalid `status`, `limit` or query", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -140,7 +173,9 @@ pub async fn list(
 
 /// One of the caller's executions.
 #[utoipa::path(get, path = "/api/executions/{id}", tag = "executions", security(("bearer" = [])),
-    responses((status = 200, body = Execution), (status = 404, body = crate::error::ErrorBody)))]
+    params(("id" = String, Path, description = "The execution's id")),
+    responses((status = 200, description = "The execution", body = Execution),
+        (status = 404, description = "No such execution of the caller's", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -156,7 +191,10 @@ pub async fn get(
 
 /// Cancels a pending or running execution (a running attempt's result is discarded).
 #[utoipa::path(post, path = "/api/executions/{id}/cancel", tag = "executions", security(("bearer" = [])),
-    responses((status = 200, body = Execution), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    params(("id" = String, Path, description = "The execution's id")),
+    responses((status = 200, description = "Cancelled", body = Execution),
+        (status = 404, description = "No such execution of the caller's", body = ErrorBody),
+        (status = 409, description = "The execution is already final", body = ErrorBody)))]
 pub async fn cancel(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

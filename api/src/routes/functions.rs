@@ -14,43 +14,69 @@ use sha2::{Digest, Sha256};
 
 use super::users::PageQuery;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 /// An image function to deploy.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct ImageFunction {
-    /// Name (1-128 of `A-Z a-z 0-9 . _ -`).
+    /// Name (1-128 of `A-Z a-z 0-9 . _ -`, not starting with a dot).
+    #[schema(
+        pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$",
+        min_length = 1,
+        max_length = 128
+    )]
     pub name: String,
-    /// OCI image reference.
+    /// OCI image reference (1-512 of `A-Z a-z 0-9 . / : _ - @`, starting with a
+    /// letter, digit, `.` or `_`); an engine may refuse more.
+    #[schema(
+        pattern = "^[A-Za-z0-9._][A-Za-z0-9./:_@-]{0,511}$",
+        min_length = 1,
+        max_length = 512
+    )]
     pub image_url: String,
-    /// Free text.
+    /// Free text (at most 4096 characters).
     #[serde(default)]
+    #[schema(max_length = 4096)]
     pub description: String,
     /// Timeout in seconds (default 300, capped by the operator).
+    #[schema(minimum = 1)]
     pub timeout_secs: Option<u64>,
-    /// Memory limit in MiB (default 512).
+    /// Memory limit in MiB (default 512, capped by the operator).
+    #[schema(minimum = 1)]
     pub memory_mb: Option<u64>,
     /// `if-not-present` (default), `always` or `never`.
     pub pull_policy: Option<PullPolicy>,
 }
 
-/// The multipart form of a wasm deploy (documentation only).
-#[derive(utoipa::ToSchema)]
+/// The multipart form of a wasm deploy; no other part is taken (documentation only).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct WasmFunctionForm {
-    /// Name.
+    /// Name (1-128 of `A-Z a-z 0-9 . _ -`, not starting with a dot).
+    #[schema(
+        pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$",
+        min_length = 1,
+        max_length = 128
+    )]
     name: String,
-    /// Free text.
+    /// Free text (at most 4096 characters).
+    #[schema(max_length = 4096)]
     description: Option<String>,
-    /// Timeout in seconds.
+    /// Timeout in seconds (default 300, capped by the operator).
+    #[schema(minimum = 1)]
     timeout_secs: Option<u64>,
-    /// Memory limit in MiB.
+    /// Memory limit in MiB (default 512, capped by the operator).
+    #[schema(minimum = 1)]
     memory_mb: Option<u64>,
-    /// The `.wasm` module or component.
+    /// The `.wasm` module or component (at most the operator's module limit).
     #[schema(value_type = String, format = Binary)]
     module: Vec<u8>,
 }
+
+/// Longest function description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 4096;
 
 /// `{"functions": [...]}`.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -65,7 +91,10 @@ pub struct FunctionList {
 /// Deploys a function: JSON for an image, multipart (`module` file) for wasm.
 #[utoipa::path(post, path = "/api/functions", tag = "functions", security(("bearer" = [])),
     request_body(content((ImageFunction = "application/json"), (WasmFunctionForm = "multipart/form-data"))),
-    responses((status = 201, body = Function), (status = 400, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)))]
+    responses((status = 201, description = "Deployed", body = Function),
+        (status = 400, description = "Invalid field, module or image reference, or a malformed body", body = ErrorBody),
+        (status = 413, description = "The body or the module is too large", body = ErrorBody),
+        (status = 503, description = "No executor for the runtime, or a backend is unavailable", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -101,10 +130,10 @@ fn new_function(
     runtime: RuntimeKind,
 ) -> ApiResult<Function> {
     validate_name("function", &name)?;
-    if description.chars().count() > MAX_DESCRIPTION {
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(ApiError::bad_request(
             "invalid_description",
-            format!("description is limited to {MAX_DESCRIPTION} characters"),
+            format!("description is limited to {MAX_DESCRIPTION_CHARS} characters"),
         ));
     }
     let l = &state.limits;
@@ -166,7 +195,7 @@ async fn deploy_image(
 }
 
 /// A basic syntax check of an image reference (the Docker executor checks more).
-fn validate_image_ref(r: &str) -> ApiResult<()> {
+pub(crate) fn validate_image_ref(r: &str) -> ApiResult<()> {
     let ok = !r.is_empty()
         && r.len() <= 512
         && !r.starts_with(['-', '/', ':', '@'])
@@ -198,11 +227,9 @@ struct WasmForm {
     module: Option<Bytes>,
 }
 
-/// Longest description of a function (characters).
-pub const MAX_DESCRIPTION: usize = 1024;
-
-/// Longest text field of a deploy form (bytes).
-const MAX_FORM_FIELD: usize = 4 * 1024;
+/// Longest text field of a deploy form (bytes: a longest description in 4-byte
+/// characters).
+const MAX_FORM_FIELD: usize = 4 * MAX_DESCRIPTION_CHARS;
 
 /// A text form field of at most `max` bytes, read without buffering more.
 async fn bounded_text(
@@ -319,7 +346,7 @@ async fn deploy_wasm(state: &AppState, caller: &Caller, form: Multipart) -> ApiR
 
 /// Lists the caller's functions, newest first.
 #[utoipa::path(get, path = "/api/functions", tag = "functions", params(PageQuery), security(("bearer" = [])),
-    responses((status = 200, body = FunctionList)))]
+    responses((status = 200, description = "A page of the caller's functions", body = FunctionList)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -355,7 +382,9 @@ pub async fn owned(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Fun
 
 /// One of the caller's functions.
 #[utoipa::path(get, path = "/api/functions/{id}", tag = "functions", security(("bearer" = [])),
-    responses((status = 200, body = Function), (status = 404, body = crate::error::ErrorBody)))]
+    params(("id" = String, Path, description = "The function's id")),
+    responses((status = 200, description = "The function", body = Function),
+        (status = 404, description = "No such function of the caller's", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -366,7 +395,9 @@ pub async fn get(
 
 /// Deletes a function and its objects. Its executions' records stay.
 #[utoipa::path(delete, path = "/api/functions/{id}", tag = "functions", security(("bearer" = [])),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+    params(("id" = String, Path, description = "The function's id")),
+    responses((status = 204, description = "Deleted with its objects"),
+        (status = 404, description = "No such function of the caller's", body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -9,13 +9,16 @@ use crate::error::ApiJson;
 use crate::state::AppState;
 
 /// The process is alive.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200)))]
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Object)))]
 pub async fn healthz() -> impl IntoResponse {
     ApiJson(json!({"status": "ok"}))
 }
 
 /// Every dependency answers; 503 names what does not.
-#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200), (status = 503)))]
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "Ready: `status`, `problems`, `queue`, `executors`", body = Object),
+        (status = 503, description = "Not ready: `problems` names what does not answer", body = Object)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let mut problems = serde_json::Map::new();
     if let Err(e) = state.store.kv().ping().await {

@@ -16,10 +16,10 @@ use faas_runtime::ports::BodyStream;
 use faas_runtime::store::buckets;
 use faas_runtime::worker::{Grant, grant_key};
 use futures::{StreamExt, TryStreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 /// `{"objects": [...]}`.
@@ -29,13 +29,28 @@ pub struct ObjectList {
     pub objects: Vec<ObjectMeta>,
 }
 
+/// The multipart form of an upload: exactly one part, `file` (documentation only).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ObjectUploadForm {
+    /// The object's bytes; the part's Content-Type is kept.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 /// Multipart slack over the object limit before a Content-Length is refused.
 const MULTIPART_SLACK: u64 = 64 * 1024;
 
 /// Uploads (or replaces) an object, streaming it to the store.
 #[utoipa::path(post, path = "/api/function-objects/{function_id}/{name}", tag = "objects", security(("bearer" = [])),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "raw bytes, or multipart/form-data with a `file` field"),
-    responses((status = 201, body = ObjectMeta), (status = 404, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)))]
+    params(("function_id" = String, Path, description = "The function's id"), ("name" = String, Path, description = "The object's name (1-128 of `A-Z a-z 0-9 . _ -`, not starting with a dot)", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$", min_length = 1, max_length = 128)),
+    request_body(description = "The raw bytes (their Content-Type is kept), or a multipart form with a `file` part",
+        content((String = "application/octet-stream"), (ObjectUploadForm = "multipart/form-data"))),
+    responses((status = 201, description = "Stored (replacing an object of that name)", body = ObjectMeta),
+        (status = 400, description = "Invalid name, or a malformed multipart body", body = ErrorBody),
+        (status = 404, description = "No such function of the caller's", body = ErrorBody),
+        (status = 413, description = "Larger than the operator's object limit", body = ErrorBody)))]
 pub async fn upload(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -95,23 +110,7 @@ async fn receive(
     if declared.is_some_and(|n| n > max + MULTIPART_SLACK) {
         return Err(too_large(max));
     }
-    let mut form = Multipart::from_request(req, state)
-        .await
-        .map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?;
-    let bad = |e: axum::extract::multipart::MultipartError| {
-        ApiError::bad_request("malformed_multipart", e.body_text())
-    };
-    loop {
-        let field = form.next_field().await.map_err(bad)?.ok_or_else(|| {
-            ApiError::bad_request("missing_field", "multipart upload needs a `file` field")
-        })?;
-        if field.name() != Some("file") {
-            continue;
-        }
-        let ct = content_type_of(field.content_type())?;
-        let body: BodyStream<'_> = field.map_err(std::io::Error::other).boxed();
-        return Ok(state.objects.put(bucket, name, &ct, body, max).await?);
-    }
+    put_multipart(state, req, bucket, name, max).await
 }
 
 /// The Content-Type to keep: given or `application/octet-stream`; at most
@@ -131,6 +130,49 @@ fn content_type_of(given: Option<&str>) -> ApiResult<String> {
     })
 }
 
+/// Stores the one `file` part of a multipart upload; any other part is refused (400,
+/// and an object stored before a trailing part is seen is removed again).
+async fn put_multipart(
+    state: &AppState,
+    req: Request,
+    bucket: &str,
+    name: &str,
+    max: u64,
+) -> ApiResult<ObjectMeta> {
+    let mut form = Multipart::from_request(req, state)
+        .await
+        .map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?;
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request("malformed_multipart", e.body_text())
+    };
+    let only_file = |part: Option<&str>| {
+        ApiError::bad_request(
+            "invalid_field",
+            format!("unknown form field {part:?}; an upload has one part, `file`"),
+        )
+    };
+    let field = form.next_field().await.map_err(bad)?.ok_or_else(|| {
+        ApiError::bad_request("missing_field", "multipart upload needs a `file` field")
+    })?;
+    if field.name() != Some("file") {
+        return Err(only_file(field.name()));
+    }
+    let ct = content_type_of(field.content_type())?;
+    let body: BodyStream<'_> = field.map_err(std::io::Error::other).boxed();
+    let meta = state.objects.put(bucket, name, &ct, body, max).await?;
+    let trailing = match form.next_field().await {
+        Ok(None) => return Ok(meta),
+        Ok(Some(field)) => only_file(field.name()),
+        Err(e) => bad(e),
+    };
+    state
+        .objects
+        .delete(bucket, name)
+        .await
+        .map_err(object_error)?;
+    Err(trailing)
+}
+
 fn header_u64(h: &HeaderMap, name: axum::http::HeaderName) -> Option<u64> {
     h.get(name)?.to_str().ok()?.parse().ok()
 }
@@ -147,10 +189,11 @@ fn too_large(max: u64) -> ApiError {
     ApiError::too_large(format!("objects are limited to {max} bytes"))
 }
 
-/// Downloads an object with its original Content-Type, as an attachment
-/// (`Content-Disposition: attachment`, `nosniff`, `Content-Security-Policy: sandbox`).
+/// Downloads an object with its original Content-Type.
 #[utoipa::path(get, path = "/api/function-objects/{function_id}/{name}", tag = "objects", security(("bearer" = [])),
-    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = crate::error::ErrorBody)))]
+    params(("function_id" = String, Path, description = "The function's id"), ("name" = String, Path, description = "The object's name (1-128 of `A-Z a-z 0-9 . _ -`, not starting with a dot)", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$", min_length = 1, max_length = 128)),
+    responses((status = 200, description = "The bytes, with the Content-Type they were stored with", content_type = "*/*", body = String),
+        (status = 404, description = "No such function of the caller's, or no such object", body = ErrorBody)))]
 pub async fn download(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -184,7 +227,9 @@ async fn stream_object(state: &AppState, fid: &str, name: &str) -> ApiResult<Res
 
 /// Deletes an object.
 #[utoipa::path(delete, path = "/api/function-objects/{function_id}/{name}", tag = "objects", security(("bearer" = [])),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+    params(("function_id" = String, Path, description = "The function's id"), ("name" = String, Path, description = "The object's name (1-128 of `A-Z a-z 0-9 . _ -`, not starting with a dot)", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$", min_length = 1, max_length = 128)),
+    responses((status = 204, description = "Deleted"),
+        (status = 404, description = "No such function of the caller's, or no such object", body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -202,7 +247,9 @@ pub async fn delete(
 
 /// Lists a function's objects.
 #[utoipa::path(get, path = "/api/function-objects/{function_id}", tag = "objects", security(("bearer" = [])),
-    responses((status = 200, body = ObjectList), (status = 404, body = crate::error::ErrorBody)))]
+    params(("function_id" = String, Path, description = "The function's id")),
+    responses((status = 200, description = "The function's objects", body = ObjectList),
+        (status = 404, description = "No such function of the caller's", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -217,7 +264,9 @@ pub async fn list(
 /// Serves an object to a running execution holding a capability token; only the
 /// objects its input named, only until it ends. No other header needed.
 #[utoipa::path(get, path = "/api/exec-objects/{token}/{function_id}/{name}", tag = "objects",
-    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = crate::error::ErrorBody)))]
+    params(("token" = String, Path, description = "The running execution's capability token"), ("function_id" = String, Path, description = "The function's id"), ("name" = String, Path, description = "The object's name (1-128 of `A-Z a-z 0-9 . _ -`, not starting with a dot)", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$", min_length = 1, max_length = 128)),
+    responses((status = 200, description = "The bytes, with the Content-Type they were stored with", content_type = "*/*", body = String),
+        (status = 404, description = "No such grant, object, or the grant has ended", body = ErrorBody)))]
 pub async fn capability(
     State(state): State<AppState>,
     ApiPath((token, fid, name)): ApiPath<(String, String, String)>,

@@ -8,22 +8,31 @@ use faas_runtime::model::{Secret, new_id, now, validate_name};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 /// A new secret.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct NewSecret {
     /// Name; functions see it upper-cased as an env var.
+    #[schema(
+        pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$",
+        min_length = 1,
+        max_length = 128
+    )]
     pub name: String,
-    /// The value (never returned).
+    /// The value (never returned): no NUL, at most the operator's limit of characters
+    /// (64 Ki by default; longer is 413).
+    #[schema(pattern = "^[^\\u0000]*$")]
     pub value: String,
 }
 
 /// A new value.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct SecretValue {
-    /// The value (never returned).
+    /// The value (never returned): no NUL, at most the operator's limit of characters
+    /// (64 Ki by default; longer is 413).
+    #[schema(pattern = "^[^\\u0000]*$")]
     pub value: String,
 }
 
@@ -62,10 +71,10 @@ pub struct SecretList {
 }
 
 fn check_value(state: &AppState, v: &str) -> ApiResult<()> {
-    if v.len() > state.limits.max_secret_bytes {
+    if v.chars().count() > state.limits.max_secret_chars {
         return Err(ApiError::too_large(format!(
-            "secret values are limited to {} bytes",
-            state.limits.max_secret_bytes
+            "secret values are limited to {} characters",
+            state.limits.max_secret_chars
         )));
     }
     if v.contains('\0') {
@@ -79,7 +88,10 @@ fn check_value(state: &AppState, v: &str) -> ApiResult<()> {
 
 /// Creates a secret.
 #[utoipa::path(post, path = "/api/secrets", tag = "secrets", request_body = NewSecret, security(("bearer" = [])),
-    responses((status = 201, body = SecretView), (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
+    responses((status = 201, description = "Created", body = SecretView),
+        (status = 400, description = "Invalid name or value, or malformed JSON", body = ErrorBody),
+        (status = 409, description = "The caller has a secret of that name", body = ErrorBody),
+        (status = 413, description = "The value is longer than the operator's limit", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -104,7 +116,8 @@ pub async fn create(
 }
 
 /// Lists the caller's secrets (metadata only).
-#[utoipa::path(get, path = "/api/secrets", tag = "secrets", security(("bearer" = [])), responses((status = 200, body = SecretList)))]
+#[utoipa::path(get, path = "/api/secrets", tag = "secrets", security(("bearer" = [])),
+    responses((status = 200, description = "The caller's secrets", body = SecretList)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -124,8 +137,8 @@ async fn owned(state: &AppState, caller: &Caller, id: &str) -> ApiResult<(Secret
 }
 
 /// One secret's metadata.
-#[utoipa::path(get, path = "/api/secrets/{id}", tag = "secrets", security(("bearer" = [])),
-    responses((status = 200, body = SecretView), (status = 404, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/secrets/{id}", tag = "secrets", security(("bearer" = [])), params(("id" = String, Path, description = "The secret's id")),
+    responses((status = 200, description = "The secret's metadata", body = SecretView), (status = 404, description = "No such secret of the caller's", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -137,8 +150,11 @@ pub async fn get(
 }
 
 /// Replaces a secret's value.
-#[utoipa::path(put, path = "/api/secrets/{id}", tag = "secrets", request_body = SecretValue, security(("bearer" = [])),
-    responses((status = 200, body = SecretView), (status = 404, body = crate::error::ErrorBody)))]
+#[utoipa::path(put, path = "/api/secrets/{id}", tag = "secrets", request_body = SecretValue, security(("bearer" = [])), params(("id" = String, Path, description = "The secret's id")),
+    responses((status = 200, description = "Replaced", body = SecretView),
+        (status = 404, description = "No such secret of the caller's", body = ErrorBody),
+        (status = 409, description = "The secret changed concurrently; retry", body = ErrorBody),
+        (status = 413, description = "The value is longer than the operator's limit", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -154,8 +170,8 @@ pub async fn update(
 }
 
 /// Deletes a secret.
-#[utoipa::path(delete, path = "/api/secrets/{id}", tag = "secrets", security(("bearer" = [])),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/secrets/{id}", tag = "secrets", security(("bearer" = [])), params(("id" = String, Path, description = "The secret's id")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such secret of the caller's", body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -6,7 +6,7 @@ use faas_runtime::model::{Role, User};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 /// A user as the API shows it (never a password or hash).
@@ -45,8 +45,10 @@ pub struct UserList {
 
 /// `limit` and `cursor`.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page size (1-200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -54,7 +56,8 @@ pub struct PageQuery {
 
 /// Lists all users (admin only).
 #[utoipa::path(get, path = "/api/users", tag = "users", params(PageQuery), security(("bearer" = [])),
-    responses((status = 200, body = UserList), (status = 403, body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "A page of users", body = UserList),
+        (status = 403, description = "The caller is not an admin", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -75,7 +78,9 @@ pub async fn list(
 
 /// One user: yourself, or anyone for an admin.
 #[utoipa::path(get, path = "/api/users/{id}", tag = "users", security(("bearer" = [])),
-    responses((status = 200, body = UserView), (status = 404, body = crate::error::ErrorBody)))]
+    params(("id" = String, Path, description = "The user's id")),
+    responses((status = 200, description = "The user", body = UserView),
+        (status = 404, description = "No such user, or not the caller (unless admin)", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

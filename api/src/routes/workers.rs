@@ -28,7 +28,8 @@ pub struct WorkerList {
 
 /// Lists the workers' heartbeats (admin only).
 #[utoipa::path(get, path = "/api/workers", tag = "workers", security(("bearer" = [])),
-    responses((status = 200, body = WorkerList), (status = 403, body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "The workers", body = WorkerList),
+        (status = 403, description = "The caller is not an admin", body = crate::error::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

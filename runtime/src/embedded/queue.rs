@@ -66,7 +66,7 @@ impl EmbeddedQueue {
                 let ids: Vec<String> = {
                     let mut stmt = tx
                         .prepare_cached(
-                            "SELECT id FROM queue WHERE visible_at <= ?1 ORDER BY visible_at, enqueued_at LIMIT ?2",
+                            "SELECT id FROM queue WHERE visible_at <= ?1 ORDER BY visible_at, enqueued_at, rowid LIMIT ?2",
                         )
                         .map_err(sql)?;
                     let rows = stmt
