@@ -24,7 +24,7 @@ use crate::routes::{
 use crate::state::{ApiLimits, AppState};
 
 /// Names of functions, objects and secrets (`faas_runtime::model::validate_name`).
-pub const NAME_PATTERN: &str = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$";
+pub const NAME_PATTERN: &str = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$";
 
 /// Usernames (`routes::auth::validate_username`).
 pub const USERNAME_PATTERN: &str = "^[A-Za-z0-9._-]{3,64}$";

@@ -365,14 +365,11 @@ pub struct ObjectMeta {
 }
 
 /// Checks a user-chosen name (object, secret, function): 1-128 chars of
-/// `[A-Za-z0-9._-]`, no dot at either end, no two dots in a row (a name is a
-/// token of a NATS subject in indexes).
+/// `[A-Za-z0-9._-]`, not starting with a dot.
 pub fn validate_name(kind: &str, name: &str) -> crate::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
-        && !name.ends_with('.')
-        && !name.contains("..")
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
@@ -380,7 +377,7 @@ pub fn validate_name(kind: &str, name: &str) -> crate::Result<()> {
         Ok(())
     } else {
         Err(crate::Error::Invalid(format!(
-            "{kind} name must be 1-128 characters of A-Z a-z 0-9 . _ -, without a dot at either end or two in a row"
+            "{kind} name must be 1-128 characters of A-Z a-z 0-9 . _ - and not start with a dot"
         )))
     }
 }

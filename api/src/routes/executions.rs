@@ -77,6 +77,7 @@ pub struct ExecutionList {
 /// Queues an execution; answers at once with status `pending`.
 #[utoipa::path(post, path = "/api/executions", tag = "executions", request_body = Submit, security(("bearer" = [])),
     responses((status = 202, description = "Queued (`pending`)", body = Execution),
+        (status = 429, description = "A per-user quota is reached (`quota_exceeded`, names the quota; `Retry-After` for rates)", body = ErrorBody),
         (status = 400, description = "Invalid input, an unknown secret, or a malformed body", body = ErrorBody),
         (status = 404, description = "No such function of the caller's", body = ErrorBody),
         (status = 413, description = "The input is larger than the operator's limit", body = ErrorBody),

@@ -92,6 +92,8 @@ pub struct FunctionList {
 #[utoipa::path(post, path = "/api/functions", tag = "functions", security(("bearer" = [])),
     request_body(content((ImageFunction = "application/json"), (WasmFunctionForm = "multipart/form-data"))),
     responses((status = 201, description = "Deployed", body = Function),
+        (status = 409, description = "The caller has a function of that name (names compare case-insensitively)", body = ErrorBody),
+        (status = 429, description = "A per-user quota is reached (`quota_exceeded`, names the quota; `Retry-After` for rates)", body = ErrorBody),
         (status = 400, description = "Invalid field, module or image reference, or a malformed body", body = ErrorBody),
         (status = 413, description = "The body or the module is too large", body = ErrorBody),
         (status = 503, description = "No executor for the runtime, or a backend is unavailable", body = ErrorBody)))]

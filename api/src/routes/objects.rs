@@ -48,6 +48,7 @@ const MULTIPART_SLACK: u64 = 64 * 1024;
     request_body(description = "The raw bytes (their Content-Type is kept), or a multipart form with a `file` part",
         content((String = "application/octet-stream"), (ObjectUploadForm = "multipart/form-data"))),
     responses((status = 201, description = "Stored (replacing an object of that name)", body = ObjectMeta),
+        (status = 429, description = "A per-user quota is reached (`quota_exceeded`, names the quota; `Retry-After` for rates)", body = ErrorBody),
         (status = 400, description = "Invalid name, or a malformed multipart body", body = ErrorBody),
         (status = 404, description = "No such function of the caller's", body = ErrorBody),
         (status = 413, description = "Larger than the operator's object limit", body = ErrorBody)))]

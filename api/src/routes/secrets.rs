@@ -89,6 +89,7 @@ fn check_value(state: &AppState, v: &str) -> ApiResult<()> {
 /// Creates a secret.
 #[utoipa::path(post, path = "/api/secrets", tag = "secrets", request_body = NewSecret, security(("bearer" = [])),
     responses((status = 201, description = "Created", body = SecretView),
+        (status = 429, description = "A per-user quota is reached (`quota_exceeded`, names the quota; `Retry-After` for rates)", body = ErrorBody),
         (status = 400, description = "Invalid name or value, or malformed JSON", body = ErrorBody),
         (status = 409, description = "The caller has a secret of that name", body = ErrorBody),
         (status = 413, description = "The value is longer than the operator's limit", body = ErrorBody)))]

@@ -17,6 +17,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::records::name_key;
 use super::{Store, buckets as b, owner_key};
 use crate::model::{Function, Secret};
 use crate::ports::Scan;
@@ -108,13 +109,23 @@ impl Store {
         }
         for (_, e) in self.kv().scan(b::FUNCTIONS, Scan::default()).await? {
             let f: Function = serde_json::from_slice(&e.value)?;
-            let key = owner_key(&f.owner_id, &f.name.to_ascii_lowercase());
+            let key = name_key(&f.owner_id, &f.name);
             create_ignoring_conflict(self, b::FUNCTION_NAMES, &key, &f.id).await?;
         }
         for (_, e) in self.kv().scan(b::SECRETS, Scan::default()).await? {
             let s: Secret = serde_json::from_slice(&e.value)?;
-            let key = owner_key(&s.owner_id, &s.name.to_ascii_lowercase());
+            let key = name_key(&s.owner_id, &s.name);
             create_ignoring_conflict(self, b::SECRET_NAMES, &key, &s.id).await?;
+            let legacy = owner_key(&s.owner_id, &s.name);
+            let points_here = |e: Option<crate::ports::Entry>| {
+                e.is_some_and(|e| e.value.as_ref() == s.id.as_bytes())
+            };
+            if legacy != key
+                && points_here(self.kv().get(b::SECRET_NAMES, &key).await?)
+                && points_here(self.kv().get(b::SECRET_NAMES, &legacy).await?)
+            {
+                self.kv().delete(b::SECRET_NAMES, &legacy).await?;
+            }
         }
         for id in self.active_executions(0).await? {
             if let Some((e, _)) = self.get_execution(&id, None).await?

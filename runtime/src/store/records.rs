@@ -237,9 +237,12 @@ impl Store {
                 },
             )
             .await?;
-        let mut out = Vec::with_capacity(rows.len());
+        let mut out: Vec<Secret> = Vec::with_capacity(rows.len());
         for (_, e) in rows {
             let id = String::from_utf8_lossy(&e.value).into_owned();
+            if out.iter().any(|s| s.id == id) {
+                continue;
+            }
             if let Some((s, _)) = self.get_secret(&id, owner).await? {
                 out.push(s);
             }
@@ -264,14 +267,18 @@ impl Store {
     }
 }
 
-/// Key of a secret name: the owner and the lower-cased name.
-fn secret_name_key(owner: &str, name: &str) -> String {
-    owner_key(owner, &name.to_ascii_lowercase())
+/// Index key of a user-chosen name: the owner and the name, lower-cased, its dots
+/// as `=` (so `a..b` or `a.` never make an empty token of a NATS subject).
+pub(crate) fn name_key(owner: &str, name: &str) -> String {
+    owner_key(owner, &name.to_ascii_lowercase().replace('.', "="))
 }
 
-/// Key of a function name: the owner and the lower-cased name.
+fn secret_name_key(owner: &str, name: &str) -> String {
+    name_key(owner, name)
+}
+
 fn function_name_key(owner: &str, name: &str) -> String {
-    owner_key(owner, &name.to_ascii_lowercase())
+    name_key(owner, name)
 }
 
 /// Trims a `limit + 1` fetch to `limit` and derives the next cursor.
