@@ -4,6 +4,7 @@
 
 mod executions;
 mod records;
+mod users;
 
 use std::sync::Arc;
 
@@ -20,7 +21,8 @@ pub use executions::ExecutionFilter;
 pub mod buckets {
     /// Users by id.
     pub const USERS: &str = "users";
-    /// Username -> user id (uniqueness).
+    /// Canonical username -> user id (uniqueness); older records may be keyed by
+    /// the exact username.
     pub const USERNAMES: &str = "usernames";
     /// Functions by id.
     pub const FUNCTIONS: &str = "functions";

@@ -1,21 +1,50 @@
-//! Argon2id password hashing (m = 19 MiB, t = 2, p = 1) on the blocking pool.
+//! Argon2id password hashing (m = 19 MiB, t = 2, p = 1) on the blocking pool, at most
+//! `max_concurrent` at once: a caller waits at most `max_wait` for a slot, then gets
+//! 503 with `Retry-After` (never an unbounded queue of 19 MiB hashes).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::password_hash::{
     PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
 };
 use argon2::{Algorithm, Argon2, Params, Version};
+use axum::http::StatusCode;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
+
+/// How many hashes run at once and how long a caller waits for a slot.
+#[derive(Debug, Clone)]
+pub struct HashLimits {
+    /// Hashes or verifications at once (each holds 19 MiB).
+    pub max_concurrent: usize,
+    /// Longest wait for a slot before answering 503.
+    pub max_wait: Duration,
+}
+
+impl Default for HashLimits {
+    /// Two per core, two seconds.
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        HashLimits {
+            max_concurrent: 2 * cores,
+            max_wait: Duration::from_secs(2),
+        }
+    }
+}
 
 /// Hashes and verifies passwords.
 pub struct Hasher {
     argon: Argon2<'static>,
     dummy: String,
+    slots: Arc<Semaphore>,
+    max_wait: Duration,
 }
 
 impl Hasher {
     /// OWASP's argon2id parameters.
-    pub fn new() -> Result<Self, String> {
+    pub fn new(limits: HashLimits) -> Result<Self, String> {
         let params = Params::new(19 * 1024, 2, 1, None).map_err(|e| e.to_string())?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let salt = SaltString::generate(&mut OsRng);
@@ -23,12 +52,29 @@ impl Hasher {
             .hash_password(b"dummy password for timing", &salt)
             .map_err(|e| e.to_string())?
             .to_string();
-        Ok(Hasher { argon, dummy })
+        Ok(Hasher {
+            argon,
+            dummy,
+            slots: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
+            max_wait: limits.max_wait,
+        })
+    }
+
+    /// A hashing slot, or 503 when none frees up within `max_wait`.
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        match tokio::time::timeout(self.max_wait, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(busy()),
+        }
     }
 
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        let permit = self.slot().await?;
         let argon = self.argon.clone();
+        // The permit moves into the blocking task: it is held until the hash is
+        // done even if the request goes away.
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let salt = SaltString::generate(&mut OsRng);
             argon
                 .hash_password(password.as_bytes(), &salt)
@@ -39,17 +85,30 @@ impl Hasher {
         .map_err(|e| faas_runtime::Error::Internal(format!("password hashing failed: {e}")).into())
     }
 
-    pub async fn verify(&self, password: String, hash: Option<String>) -> bool {
+    /// True when `password` matches `hash`; `None` burns the same time against a
+    /// dummy hash and is false. Err only when no slot is free (503).
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, ApiError> {
+        let permit = self.slot().await?;
         let argon = self.argon.clone();
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy.clone());
         let ok = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             PasswordHash::new(&hash)
                 .map(|parsed| argon.verify_password(password.as_bytes(), &parsed).is_ok())
                 .unwrap_or(false)
         })
         .await
         .unwrap_or(false);
-        ok && known
+        Ok(ok && known)
     }
+}
+
+fn busy() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        "too many password checks at once; retry shortly",
+    )
+    .with_retry_after(1)
 }
