@@ -16,7 +16,14 @@ async fn a_password_change_needs_the_old_one_and_ends_earlier_tokens() {
     let api = &app.api;
     let (first, _) = api.user("ada").await;
     let second = api.login("ada", "password123").await;
-    let change = |token: &str, body| api.put(token, "/api/me/password", body);
+    let change = |token: &str, body| {
+        let req = api
+            .http
+            .put(api.url("/api/me/password"))
+            .bearer_auth(token)
+            .json(&body);
+        api.send(req)
+    };
     change(
         &first,
         json!({"old_password": "wrong-password", "new_password": "newpassword1"}),

@@ -8,20 +8,20 @@ use serde_json::json;
 
 use crate::harness::{Api, Reply, TestApp};
 
-fn login(api: &Api, u: &str, p: &str) -> impl Future<Output = Reply> {
-    api.send(
-        api.http
-            .post(api.url("/auth/login"))
-            .json(&json!({"username": u, "password": p})),
-    )
+fn login<'a>(api: &'a Api, u: &str, p: &str) -> impl Future<Output = Reply> + use<'a> {
+    let req = api
+        .http
+        .post(api.url("/auth/login"))
+        .json(&json!({"username": u, "password": p}));
+    api.send(req)
 }
 
-fn register(api: &Api, u: &str, p: &str) -> impl Future<Output = Reply> {
-    api.send(
-        api.http
-            .post(api.url("/auth/register"))
-            .json(&json!({"username": u, "password": p})),
-    )
+fn register<'a>(api: &'a Api, u: &str, p: &str) -> impl Future<Output = Reply> + use<'a> {
+    let req = api
+        .http
+        .post(api.url("/auth/register"))
+        .json(&json!({"username": u, "password": p}));
+    api.send(req)
 }
 
 #[tokio::test]
