@@ -102,6 +102,10 @@ pub struct ServeConfig {
     /// expired and then the oldest entries are dropped.
     #[arg(long, env = "FAAS_LOGIN_TRACKED_KEYS", default_value_t = 20_000)]
     pub login_tracked_keys: usize,
+    /// Reverse proxies (IPs or CIDR blocks, comma-separated) whose X-Forwarded-For names
+    /// the client for the login throttle; from any other peer the header is ignored.
+    #[arg(long, env = "FAAS_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<faas_api::auth::Cidr>,
     /// Password hashes (argon2id, 19 MiB each) computed at once; 0 = twice the cores.
     #[arg(long, env = "FAAS_MAX_CONCURRENT_HASHES", default_value_t = 0)]
     pub max_concurrent_hashes: usize,
@@ -180,6 +184,7 @@ impl ServeConfig {
             address_max: self.login_max_failures_per_address,
             window: std::time::Duration::from_secs(self.login_window_secs),
             max_keys: self.login_tracked_keys,
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 

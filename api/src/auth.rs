@@ -2,25 +2,27 @@
 //! per-user token generation, login throttling per account and per client address,
 //! and the middleware that turns a bearer token into the request's [`Caller`].
 //!
+//! - `client`: [`ClientAddr`], the peer address (or what trusted proxies forward);
 //! - `limiter`: [`LoginLimiter`], attempts reserved before a password is checked;
 //! - `password`: the argon2id [`HashLimits`]-bounded hasher;
 //! - `token`: signing and checking [`Claims`].
 
+mod client;
 mod limiter;
 mod password;
 mod token;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use faas_runtime::model::{Role, User, canonical_username};
 
+pub use client::{Cidr, ClientAddr};
 pub use limiter::{Attempt, LimiterConfig, LoginLimiter};
 pub use password::HashLimits;
 pub use token::Claims;
@@ -41,26 +43,6 @@ impl Caller {
     /// True for admins.
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
-    }
-}
-
-/// The address of the connection's peer (never a forwarded header: those can be
-/// spoofed). Needs a server built with connection info, as [`crate::serve`] is.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub IpAddr);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| ClientAddr(c.0.ip()))
-            .ok_or_else(|| {
-                faas_runtime::Error::Internal("the server runs without connection info".into())
-                    .into()
-            })
     }
 }
 

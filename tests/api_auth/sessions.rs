@@ -121,6 +121,19 @@ async fn me_shows_the_caller_and_no_secret() {
     api.get("", "/api/me")
         .await
         .expect_error(401, "unauthorized");
+    let doc = api.get("", "/api/openapi.json").await.expect(200);
+    for (path, method) in [
+        ("/api/me", "get"),
+        ("/api/me/password", "put"),
+        ("/auth/logout-all", "post"),
+        ("/api/users/{id}/logout-all", "post"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} documented"
+        );
+    }
+    println!("MeView schema: {}", doc["components"]["schemas"]["MeView"]);
     app.stop().await;
 }
 

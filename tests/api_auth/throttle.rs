@@ -188,3 +188,45 @@ async fn password_hashing_is_bounded_and_answers_503_when_saturated() {
     assert!(created >= 1 && busy >= 1, "{created} created, {busy} busy");
     app.stop().await;
 }
+
+fn login_via<'a>(api: &'a Api, u: &str, forwarded: &str) -> impl Future<Output = Reply> + use<'a> {
+    let req = api
+        .http
+        .post(api.url("/auth/login"))
+        .header("x-forwarded-for", forwarded)
+        .json(&json!({"username": u, "password": "wrongpassword"}));
+    api.send(req)
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    let limits = [
+        "--login-max-failures=100",
+        "--login-max-failures-per-address=2",
+    ];
+    // Not trusted: a client rotating X-Forwarded-For stays one address.
+    let app = TestApp::start(&limits).await;
+    let api = &app.api;
+    login_via(api, "nobody1", "198.51.100.1").await.expect(401);
+    login_via(api, "nobody2", "198.51.100.2").await.expect(401);
+    login_via(api, "nobody3", "198.51.100.3")
+        .await
+        .expect_error(429, "too_many_attempts");
+    app.stop().await;
+    // Behind a trusted proxy (the test client's 127.0.0.1), each forwarded client has
+    // its own count, and entries left of the proxy's own are ignored.
+    let app = TestApp::start(&[
+        limits[0],
+        limits[1],
+        "--trusted-proxies=127.0.0.1,10.0.0.0/8",
+    ])
+    .await;
+    let api = &app.api;
+    login_via(api, "nobody1", "198.51.100.7").await.expect(401);
+    login_via(api, "nobody2", "198.51.100.7").await.expect(401);
+    login_via(api, "nobody3", "198.51.100.8, 198.51.100.7")
+        .await
+        .expect_error(429, "too_many_attempts");
+    login_via(api, "nobody4", "198.51.100.8").await.expect(401);
+    app.stop().await;
+}

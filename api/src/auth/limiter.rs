@@ -23,6 +23,8 @@ pub struct LimiterConfig {
     pub window: Duration,
     /// Most keys kept; beyond, expired and then the oldest entries are dropped.
     pub max_keys: usize,
+    /// Proxies whose `X-Forwarded-For` names the client (see [`super::ClientAddr`]).
+    pub trusted_proxies: Vec<super::Cidr>,
 }
 
 impl Default for LimiterConfig {
@@ -32,6 +34,7 @@ impl Default for LimiterConfig {
             address_max: 20,
             window: Duration::from_secs(300),
             max_keys: 20_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -90,6 +93,11 @@ impl LoginLimiter {
             account: (account, account_since),
             address: (address, address_since),
         })
+    }
+
+    /// The proxies trusted to name the client.
+    pub fn trusted_proxies(&self) -> &[super::Cidr] {
+        &self.config.trusted_proxies
     }
 
     /// How many keys are tracked.
@@ -204,6 +212,7 @@ mod tests {
             address_max,
             window: Duration::from_secs(60),
             max_keys,
+            trusted_proxies: Vec::new(),
         })
     }
 
