@@ -18,7 +18,7 @@ use crate::{Error, Result};
 const CANONICAL_MARKER: &str = "=canonical-v1";
 
 /// Compare-and-set attempts before a contended user update gives up.
-const UPDATE_TRIES: usize = 8;
+const UPDATE_TRIES: usize = 16;
 
 impl Store {
     /// Creates a user; `Conflict` when the username is taken in any letter case.
