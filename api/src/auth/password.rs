@@ -1,8 +1,10 @@
 //! Argon2id password hashing (m = 19 MiB, t = 2, p = 1) on the blocking pool, at most
-//! `max_concurrent` at once: a caller waits at most `max_wait` for a slot, then gets
-//! 503 with `Retry-After` (never an unbounded queue of 19 MiB hashes).
+//! `max_concurrent` at once: a caller waits at most `max_wait` for a slot, and at most
+//! [`WAITERS_PER_SLOT`] callers per slot wait; beyond either, 503 with `Retry-After`
+//! (never an unbounded queue of 19 MiB hashes).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use argon2::password_hash::{
@@ -13,6 +15,9 @@ use axum::http::StatusCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
+
+/// Callers that may wait for a hashing slot, per slot.
+pub const WAITERS_PER_SLOT: usize = 16;
 
 /// How many hashes run at once and how long a caller waits for a slot.
 #[derive(Debug, Clone)]
@@ -39,6 +44,8 @@ pub struct Hasher {
     argon: Argon2<'static>,
     dummy: String,
     slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    max_waiting: usize,
     max_wait: Duration,
 }
 
@@ -56,12 +63,20 @@ impl Hasher {
             argon,
             dummy,
             slots: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
+            waiting: AtomicUsize::new(0),
+            max_waiting: limits.max_concurrent.max(1) * WAITERS_PER_SLOT,
             max_wait: limits.max_wait,
         })
     }
 
-    /// A hashing slot, or 503 when none frees up within `max_wait`.
+    /// A hashing slot, or 503 when none frees up within `max_wait` or too many
+    /// callers wait already.
     async fn slot(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        // Counted out on drop, also when the request goes away while waiting.
+        let _waiter = Waiter::enter(&self.waiting, self.max_waiting).ok_or_else(busy)?;
         match tokio::time::timeout(self.max_wait, self.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(busy()),
@@ -104,6 +119,22 @@ impl Hasher {
     }
 }
 
+/// One caller waiting for a slot.
+struct Waiter<'a>(&'a AtomicUsize);
+
+impl<'a> Waiter<'a> {
+    fn enter(count: &'a AtomicUsize, max: usize) -> Option<Self> {
+        let waiter = Waiter(count);
+        (count.fetch_add(1, Ordering::SeqCst) < max).then_some(waiter)
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 fn busy() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -111,4 +142,44 @@ fn busy() -> ApiError {
         "too many password checks at once; retry shortly",
     )
     .with_retry_after(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_slot() -> Hasher {
+        Hasher::new(HashLimits {
+            max_concurrent: 1,
+            max_wait: Duration::from_secs(30),
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn callers_beyond_the_waiting_room_are_turned_away_at_once() {
+        let h = one_slot();
+        let calls = (0..WAITERS_PER_SLOT + 2).map(|_| h.hash("password123".into()));
+        let results = futures::future::join_all(calls).await;
+        let busy = results.iter().filter(|r| r.is_err()).count();
+        assert_eq!(
+            busy, 1,
+            "one slot, {WAITERS_PER_SLOT} waiting, one turned away"
+        );
+        let e = results.into_iter().find_map(Result::err).unwrap();
+        assert_eq!((e.status.as_u16(), e.retry_after), (503, Some(1)));
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_goes_away_leaves_the_waiting_room() {
+        let h = one_slot();
+        let held = h.slots.clone().try_acquire_owned().unwrap();
+        for _ in 0..(WAITERS_PER_SLOT * 4) {
+            let gave_up = tokio::time::timeout(Duration::from_millis(1), h.slot()).await;
+            assert!(gave_up.is_err());
+        }
+        assert_eq!(h.waiting.load(Ordering::SeqCst), 0);
+        drop(held);
+        assert!(h.verify("x".into(), None).await.is_ok());
+    }
 }
