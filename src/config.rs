@@ -38,7 +38,8 @@ pub struct ServeConfig {
     /// 32-byte key (64 hex chars) sealing secrets at rest; generated into the data dir when absent.
     #[arg(long, env = "FAAS_SECRETS_KEY", hide_env_values = true)]
     pub secrets_key: Option<String>,
-    /// Ensure an admin account with this username at start-up (with FAAS_ADMIN_PASSWORD).
+    /// Ensure an admin account with this username at start-up (with FAAS_ADMIN_PASSWORD);
+    /// an existing non-admin account of that name is promoted only if the password is its own.
     #[arg(long, env = "FAAS_ADMIN_USERNAME")]
     pub admin_username: Option<String>,
     /// Password of the start-up admin account.
@@ -86,12 +87,34 @@ pub struct ServeConfig {
     /// Lifetime of login tokens (seconds).
     #[arg(long, env = "FAAS_TOKEN_TTL_SECS", default_value_t = 86_400)]
     pub token_ttl_secs: u64,
-    /// Failed logins per username allowed per window before 429.
+    /// Password attempts per account (any letter case) per window before 429; an
+    /// attempt counts from its start, a success clears the account's count.
     #[arg(long, env = "FAAS_LOGIN_MAX_FAILURES", default_value_t = 5)]
     pub login_max_failures: u32,
-    /// The failed-login window (seconds).
+    /// Password attempts per client address (IPv4, or IPv6 /64) per window before 429.
+    #[arg(
+        long,
+        env = "FAAS_LOGIN_MAX_FAILURES_PER_ADDRESS",
+        default_value_t = 20
+    )]
+    pub login_max_failures_per_address: u32,
+    /// The login-attempt window (seconds).
     #[arg(long, env = "FAAS_LOGIN_WINDOW_SECS", default_value_t = 300)]
     pub login_window_secs: u64,
+    /// Most accounts and addresses the login throttle tracks (memory bound); beyond,
+    /// expired and then the oldest entries are dropped.
+    #[arg(long, env = "FAAS_LOGIN_TRACKED_KEYS", default_value_t = 20_000)]
+    pub login_tracked_keys: usize,
+    /// Reverse proxies (IPs or CIDR blocks, comma-separated) whose X-Forwarded-For names
+    /// the client for the login throttle; from any other peer the header is ignored.
+    #[arg(long, env = "FAAS_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<faas_api::auth::Cidr>,
+    /// Password hashes (argon2id, 19 MiB each) computed at once; 0 = twice the cores.
+    #[arg(long, env = "FAAS_MAX_CONCURRENT_HASHES", default_value_t = 0)]
+    pub max_concurrent_hashes: usize,
+    /// Longest wait for a hashing slot (milliseconds) before 503 with Retry-After.
+    #[arg(long, env = "FAAS_HASH_WAIT_MS", default_value_t = 2_000)]
+    pub hash_wait_ms: u64,
     /// Seconds in-flight executions may finish after SIGTERM/Ctrl-C before being handed back.
     #[arg(long, env = "FAAS_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub grace_secs: u64,
@@ -233,5 +256,30 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "m" => Ok(std::time::Duration::from_secs(n * 60)),
         "h" => Ok(std::time::Duration::from_secs(n * 3600)),
         _ => Err(format!("{s:?}: unknown unit (use ms, s, m or h)")),
+    }
+}
+
+impl ServeConfig {
+    /// The login throttle's limits.
+    pub fn limiter(&self) -> faas_api::auth::LimiterConfig {
+        faas_api::auth::LimiterConfig {
+            account_max: self.login_max_failures,
+            address_max: self.login_max_failures_per_address,
+            window: std::time::Duration::from_secs(self.login_window_secs),
+            max_keys: self.login_tracked_keys,
+            trusted_proxies: self.trusted_proxies.clone(),
+        }
+    }
+
+    /// The password hasher's limits.
+    pub fn hashing(&self) -> faas_api::auth::HashLimits {
+        let default = faas_api::auth::HashLimits::default();
+        faas_api::auth::HashLimits {
+            max_concurrent: match self.max_concurrent_hashes {
+                0 => default.max_concurrent,
+                n => n,
+            },
+            max_wait: std::time::Duration::from_millis(self.hash_wait_ms),
+        }
     }
 }

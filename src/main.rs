@@ -29,8 +29,8 @@ enum Command {
     Worker(Box<ServeConfig>),
     /// Scale worker containers on the queue's backlog (Docker API).
     Autoscaler(Box<AutoscalerConfig>),
-    /// Create an admin account, or promote an existing user, in a data directory
-    /// (while no `faas serve` uses it).
+    /// Create an admin account, or promote an existing user (given its own password),
+    /// in a data directory (while no `faas serve` uses it).
     Admin(AdminArgs),
 }
 
@@ -38,7 +38,7 @@ enum Command {
 struct AdminArgs {
     /// Username to create or promote.
     username: String,
-    /// Password for a new account.
+    /// Password of the new account, or of the existing account to promote.
     #[arg(long, env = "FAAS_ADMIN_PASSWORD", hide_env_values = true)]
     password: Option<String>,
     /// The data directory of the platform.
@@ -92,9 +92,14 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
         .context("open the data directory (is `faas serve` running on it?)")?;
     let store =
         faas_runtime::store::Store::new(Arc::new(faas_runtime::embedded::EmbeddedKv::new(db)));
-    let limiter = faas_api::auth::LoginLimiter::new(5, Duration::from_secs(60));
-    let auth = faas_api::auth::Auth::new(&[0u8; 32], Duration::from_secs(60), limiter)
-        .map_err(anyhow::Error::msg)?;
+    let auth = faas_api::auth::Auth::new(
+        &[0u8; 32],
+        Duration::from_secs(60),
+        faas_api::auth::LoginLimiter::new(Default::default()),
+        Default::default(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    store.index_canonical_usernames().await?;
     let password = args.password.unwrap_or_default();
     promote_or_create(&store, &auth, &args.username, &password).await?;
     tracing::info!(username = %args.username, "is an admin");

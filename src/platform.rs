@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use faas_api::auth::{Auth, LoginLimiter};
+use faas_api::routes::auth::{create_user, validate_password, validate_username};
 use faas_api::{ApiLimits, AppState};
 use faas_executors::wasmtime::{WasmtimeConfig, WasmtimeExecutor};
 use faas_runtime::model::Role;
@@ -217,12 +218,13 @@ fn api_state(
     secrets: faas_runtime::sealing::SecretBox,
 ) -> anyhow::Result<AppState> {
     let jwt = ports.jwt_secret(c)?;
-    let limiter = LoginLimiter::new(
-        c.login_max_failures,
-        Duration::from_secs(c.login_window_secs),
-    );
-    let auth = Auth::new(&jwt, Duration::from_secs(c.token_ttl_secs), limiter)
-        .map_err(anyhow::Error::msg)?;
+    let auth = Auth::new(
+        &jwt,
+        Duration::from_secs(c.token_ttl_secs),
+        LoginLimiter::new(c.limiter()),
+        c.hashing(),
+    )
+    .map_err(anyhow::Error::msg)?;
     Ok(AppState::new(
         ports.store.clone(),
         ports.queue.clone(),
@@ -300,33 +302,55 @@ fn worker_config(
     }
 }
 
-/// Creates (or promotes) the configured start-up admin.
+/// Indexes old accounts by canonical username, then creates (or, with its own
+/// password, promotes) the configured start-up admin.
 async fn ensure_admin(state: &AppState, c: &ServeConfig) -> anyhow::Result<()> {
+    let added = state.store.index_canonical_usernames().await?;
+    if added > 0 {
+        tracing::info!(added, "usernames indexed case-insensitively");
+    }
     let (Some(name), Some(password)) = (&c.admin_username, &c.admin_password) else {
         return Ok(());
     };
     promote_or_create(&state.store, &state.auth, name, password).await
 }
 
-/// Makes `name` an admin, creating the account with `password` if needed.
+/// Makes `name` an admin: creates the account with `password`, or promotes an
+/// existing account only when `password` is that account's password (never
+/// silently: someone may have registered the name first).
 pub async fn promote_or_create(
     store: &Store,
     auth: &Auth,
     name: &str,
     password: &str,
 ) -> anyhow::Result<()> {
-    faas_api::routes::auth::validate_username(name).map_err(|e| anyhow::anyhow!(e.message))?;
+    validate_username(name).map_err(|e| anyhow::anyhow!(e.message))?;
     match store.find_user(name).await? {
-        Some((mut user, rev)) if user.role != Role::Admin => {
-            user.role = Role::Admin;
-            store.update_user(&user, rev).await?;
-            tracing::info!(username = name, "promoted to admin");
+        Some((user, _)) if user.role == Role::Admin => Ok(()),
+        Some((user, _)) => {
+            let own = validate_password(password).is_ok()
+                && auth
+                    .verify_password(password.to_string(), Some(user.password_hash.clone()))
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message))?;
+            if !own {
+                anyhow::bail!(
+                    "refusing to promote the existing account {:?} to admin: it is not an admin and \
+                     the admin password given (FAAS_ADMIN_PASSWORD or --password) is not its password. \
+                     Someone may have registered this name first; give that account's password to \
+                     promote it, or choose another admin username.",
+                    user.username
+                );
+            }
+            store
+                .modify_user(&user.id, |u| u.role = Role::Admin)
+                .await?;
+            tracing::warn!(username = %user.username, "existing account promoted to admin (its password was given)");
+            Ok(())
         }
-        Some(_) => {}
         None => {
-            faas_api::routes::auth::validate_password(password)
-                .map_err(|e| anyhow::anyhow!(e.message))?;
-            faas_api::routes::auth::create_user(
+            validate_password(password).map_err(|e| anyhow::anyhow!(e.message))?;
+            create_user(
                 store,
                 auth,
                 name.to_string(),
@@ -336,7 +360,7 @@ pub async fn promote_or_create(
             .await
             .map_err(|e| anyhow::anyhow!(e.message))?;
             tracing::info!(username = name, "admin account created");
+            Ok(())
         }
     }
-    Ok(())
 }

@@ -1,8 +1,14 @@
 //! Users and authentication through the real HTTP server: registration, login,
-//! tokens (expired, tampered, `alg: none`), throttling, roles.
+//! tokens (expired, tampered, `alg: none`), throttling, roles; canonical usernames and
+//! the throttle's bounds in `throttle`, tokens that end and the start-up admin in
+//! `sessions`.
 
 #[path = "support/harness.rs"]
 mod harness;
+#[path = "api_auth/sessions.rs"]
+mod sessions;
+#[path = "api_auth/throttle.rs"]
+mod throttle;
 
 use harness::TestApp;
 use serde_json::json;

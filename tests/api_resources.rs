@@ -585,7 +585,8 @@ async fn health_readiness_openapi_and_unknown_routes() {
     let app = TestApp::start(&[]).await;
     let api = &app.api;
     assert_eq!(api.get("", "/healthz").await.expect(200)["status"], "ok");
-    let ready = api.get("", "/readyz").await.expect(200);
+    let root = api.login("root", "rootpassword").await;
+    let ready = api.get(&root, "/readyz").await.expect(200);
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["executors"]["wasm"], "ready");
     let doc = api.get("", "/api/openapi.json").await.expect(200);

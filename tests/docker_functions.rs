@@ -39,7 +39,8 @@ async fn an_image_function_runs_end_to_end_with_an_object_and_a_secret() {
     build_image();
     let app = TestApp::start(&["--docker=on"]).await;
     let api = &app.api;
-    let ready = api.get("", "/readyz").await.expect(200);
+    let root = api.login("root", "rootpassword").await;
+    let ready = api.get(&root, "/readyz").await.expect(200);
     assert_eq!(ready["executors"]["docker"], "ready", "{ready}");
     let (t, _) = api.user("ada").await;
     let f = api

@@ -290,6 +290,10 @@ async fn quotas_are_enforced_per_user_and_set_by_admins() {
     api.submit(&token, &fid, json!({})).await;
     let mine = api.get(&token, &path).await.expect(200);
     assert_eq!(mine["limits"]["submissions_per_minute"], 0);
+    let me = api.get(&token, "/api/me").await.expect(200);
+    assert_eq!(me["quotas"]["limits"]["max_functions"], 5);
+    assert_eq!(me["quotas"]["usage"]["functions"], 2);
+    assert_eq!(me["quotas"]["usage"]["secrets"], 1);
     app.stop().await;
 }
 

@@ -21,7 +21,7 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human text (never internal details for 5xx).
     pub message: String,
-    /// Seconds for a `Retry-After` header (429, 503).
+    /// Seconds for a `Retry-After` header (429 and 503).
     pub retry_after: Option<u64>,
 }
 
@@ -43,6 +43,11 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
         }
+    }
+    /// Adds a `Retry-After: <secs>` header.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
     /// 400 with a code.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -137,10 +142,9 @@ impl IntoResponse for ApiError {
             message: self.message,
         };
         let mut res = (self.status, Json(body)).into_response();
-        if let Some(secs) = self.retry_after
-            && let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string())
-        {
-            res.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         res
     }

@@ -19,7 +19,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ApiJson, ErrorBody};
 use crate::routes::{
-    auth, executions, functions, health, objects, quotas, secrets, users, workers,
+    auth, executions, functions, health, me, objects, quotas, secrets, users, workers,
 };
 use crate::state::{ApiLimits, AppState};
 
@@ -51,7 +51,9 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "FaaS platform API", description = "Functions (wasm and OCI images), executions, objects and secrets. Every error is `{\"error\": code, \"message\": text}`."),
     paths(
-        auth::register, auth::login, users::list, users::get, quotas::get, quotas::put,
+        auth::register, auth::login, auth::logout_all, users::list, users::get,
+        users::logout_all, quotas::get, quotas::put,
+        me::get, me::change_password,
         functions::create, functions::list, functions::get, functions::delete,
         executions::submit, executions::list, executions::get, executions::cancel,
         objects::upload, objects::download, objects::delete, objects::list, objects::capability,

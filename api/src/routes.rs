@@ -4,6 +4,7 @@ pub mod auth;
 pub mod executions;
 pub mod functions;
 pub mod health;
+pub mod me;
 pub mod objects;
 pub mod quotas;
 pub mod secrets;
@@ -13,7 +14,7 @@ pub mod workers;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use time::OffsetDateTime;
 
 use crate::error::{ApiError, ApiResult};
@@ -44,6 +45,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/users", get(users::list))
         .route("/api/users/{id}", get(users::get))
         .route("/api/users/{id}/quotas", get(quotas::get).put(quotas::put))
+        .route("/api/users/{id}/logout-all", post(users::logout_all))
+        .route("/api/me", get(me::get))
+        .route("/api/me/password", put(me::change_password))
+        .route("/auth/logout-all", post(auth::logout_all))
         .route("/api/workers", get(workers::list))
         .route(
             "/api/functions",

@@ -29,7 +29,7 @@ pub enum Role {
 pub struct User {
     /// Stable id.
     pub id: String,
-    /// Unique login name.
+    /// Login name as registered; unique in its [`canonical_username`] form.
     pub username: String,
     /// Argon2id PHC string; never leaves the API.
     pub password_hash: String,
@@ -38,6 +38,17 @@ pub struct User {
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Tokens carry the generation they were issued in; bumping it (password change,
+    /// log-out-everywhere) ends every earlier token. 0 for records older than the field.
+    #[serde(default)]
+    pub token_generation: u64,
+}
+
+/// The form in which usernames are unique and throttled: usernames are ASCII
+/// (`A-Z a-z 0-9 . _ -`), so the canonical form is the ASCII lower case.
+/// (Non-ASCII names are refused at registration, so no Unicode folding is needed.)
+pub fn canonical_username(name: &str) -> String {
+    name.to_ascii_lowercase()
 }
 
 /// How a function runs.

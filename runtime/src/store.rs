@@ -6,6 +6,7 @@ mod executions;
 pub mod migrate;
 mod records;
 pub mod spill;
+mod users;
 
 use std::sync::Arc;
 
@@ -22,7 +23,8 @@ pub use executions::ExecutionFilter;
 pub mod buckets {
     /// Users by id.
     pub const USERS: &str = "users";
-    /// Username -> user id (uniqueness).
+    /// Canonical username -> user id (uniqueness); older records may be keyed by
+    /// the exact username.
     pub const USERNAMES: &str = "usernames";
     /// Functions by id.
     pub const FUNCTIONS: &str = "functions";

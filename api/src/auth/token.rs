@@ -19,6 +19,10 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at (Unix seconds).
     pub exp: i64,
+    /// The user's token generation when issued; the middleware refuses the token
+    /// once the user's generation has moved on (0 in tokens older than the claim).
+    #[serde(default)]
+    pub tgen: u64,
 }
 
 pub struct Tokens {
@@ -41,7 +45,12 @@ impl Tokens {
         }
     }
 
-    pub fn issue(&self, user_id: &str, role: Role) -> Result<(String, i64), ApiError> {
+    pub fn issue(
+        &self,
+        user_id: &str,
+        role: Role,
+        generation: u64,
+    ) -> Result<(String, i64), ApiError> {
         let iat = time::OffsetDateTime::now_utc().unix_timestamp();
         let exp = iat + self.ttl.as_secs() as i64;
         let claims = Claims {
@@ -49,6 +58,7 @@ impl Tokens {
             role,
             iat,
             exp,
+            tgen: generation,
         };
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)

@@ -1,5 +1,6 @@
-//! `POST /auth/register` and `POST /auth/login`.
+//! `POST /auth/register`, `POST /auth/login` and `POST /auth/logout-all`.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -9,17 +10,18 @@ use serde::{Deserialize, Serialize};
 use faas_runtime::store::Store;
 
 use super::users::UserView;
-use crate::auth::Auth;
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::auth::{Auth, Caller, ClientAddr};
+use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::state::AppState;
 
 /// Registration or login payload.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct Credentials {
-    /// 3-64 characters of `A-Z a-z 0-9 . _ -`.
-    #[schema(pattern = "^[A-Za-z0-9._-]{3,64}$", min_length = 3, max_length = 64)]
+    /// 3-64 characters of `A-Z a-z 0-9 . _ -` (ASCII only), unique regardless of
+    /// letter case: `Ada` and `ada` are the same account.
+    #[schema(min_length = 3, max_length = 64, pattern = "^[A-Za-z0-9._-]{3,64}$")]
     pub username: String,
-    /// 8-1024 characters.
+    /// 8 characters to 1024 bytes.
     #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
 }
@@ -33,9 +35,15 @@ pub struct TokenView {
     pub expires_at: String,
 }
 
-/// Checks the shape of a username.
+/// Longest username (bytes).
+pub const MAX_USERNAME_BYTES: usize = 64;
+/// Longest password (bytes).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Checks the shape of a username: 3-64 characters of `A-Z a-z 0-9 . _ -` (the
+/// length first, so a huge one costs nothing).
 pub fn validate_username(name: &str) -> ApiResult<()> {
-    let ok = (3..=64).contains(&name.len())
+    let ok = (3..=MAX_USERNAME_BYTES).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
@@ -49,29 +57,49 @@ pub fn validate_username(name: &str) -> ApiResult<()> {
     }
 }
 
-/// Checks the length of a password.
+/// Checks a new password: at least 8 characters, at most 1024 bytes.
 pub fn validate_password(p: &str) -> ApiResult<()> {
-    if (8..=1024).contains(&p.chars().count()) {
+    if p.len() <= MAX_PASSWORD_BYTES && p.chars().count() >= 8 {
         Ok(())
     } else {
-        Err(ApiError::bad_request(
-            "invalid_password",
-            "password must be 8-1024 characters",
-        ))
+        Err(invalid_password())
     }
+}
+
+/// Bounds a password that is checked (not set): at most 1024 bytes.
+pub fn bound_password(p: &str) -> ApiResult<()> {
+    if p.len() <= MAX_PASSWORD_BYTES {
+        Ok(())
+    } else {
+        Err(invalid_password())
+    }
+}
+
+fn invalid_password() -> ApiError {
+    ApiError::bad_request(
+        "invalid_password",
+        "password must be 8 characters to 1024 bytes",
+    )
 }
 
 /// Creates a user with role `user` (a `role` field in the body is ignored).
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = Credentials,
-    responses((status = 201, description = "Registered", body = UserView),
-        (status = 400, description = "Invalid username or password, or malformed JSON", body = ErrorBody),
-        (status = 409, description = "The username is taken", body = ErrorBody)))]
+    responses((status = 201, body = UserView),
+        (status = 400, description = "invalid username, password or JSON", body = crate::error::ErrorBody),
+        (status = 409, description = "the username is taken (in any letter case)", body = crate::error::ErrorBody),
+        (status = 413, body = crate::error::ErrorBody), (status = 415, body = crate::error::ErrorBody),
+        (status = 503, description = "password hashing is saturated (Retry-After)", body = crate::error::ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
     ApiJson(c): ApiJson<Credentials>,
 ) -> ApiResult<impl IntoResponse> {
     validate_username(&c.username)?;
     validate_password(&c.password)?;
+    if state.store.find_user(&c.username).await?.is_some() {
+        return Err(
+            faas_runtime::Error::Conflict(format!("username {} is taken", c.username)).into(),
+        );
+    }
     let user = create_user(
         &state.store,
         &state.auth,
@@ -98,6 +126,7 @@ pub async fn create_user(
         password_hash,
         role,
         created_at: now(),
+        token_generation: 0,
     };
     store.create_user(&user).await?;
     tracing::info!(user.id = %user.id, username = %user.username, "user registered");
@@ -105,40 +134,56 @@ pub async fn create_user(
 }
 
 /// Exchanges credentials for a token. Unknown users and wrong passwords get the same
-/// answer in similar time; repeated failures are throttled (429).
+/// answer in similar time. Attempts are counted per account (any letter case) and
+/// per client address before the password is checked; beyond the limit, 429.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Credentials,
-    responses((status = 200, description = "A bearer token", body = TokenView),
-        (status = 401, description = "Wrong username or password", body = ErrorBody),
-        (status = 429, description = "Too many failed logins; retry later", body = ErrorBody)))]
+    responses((status = 200, body = TokenView),
+        (status = 400, description = "username or password of an impossible shape", body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 413, body = crate::error::ErrorBody), (status = 415, body = crate::error::ErrorBody),
+        (status = 429, description = "too many attempts for the account or address (Retry-After)", body = crate::error::ErrorBody),
+        (status = 503, description = "password hashing is saturated (Retry-After)", body = crate::error::ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(c): ApiJson<Credentials>,
 ) -> ApiResult<impl IntoResponse> {
-    let key = format!("user:{}", c.username.to_lowercase());
-    if let Some(wait) = state.auth.limiter.check(&key) {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            format!("too many failed logins; retry in {wait} s"),
-        ));
-    }
-    let found = state.store.find_user(&c.username).await?;
-    let hash = found.as_ref().map(|(u, _)| u.password_hash.clone());
-    if !state.auth.verify_password(c.password, hash).await {
-        state.auth.limiter.fail(&key);
-        return Err(ApiError::unauthorized("invalid username or password"));
-    }
-    state.auth.limiter.succeed(&key);
-    let Some((user, _)) = found else {
-        return Err(ApiError::unauthorized("invalid username or password"));
+    validate_username(&c.username)?;
+    bound_password(&c.password)?;
+    let attempt = state.auth.reserve(&c.username, client)?;
+    let found = match state.store.find_user(&c.username).await {
+        Ok(found) => found,
+        Err(e) => {
+            attempt.refund();
+            return Err(e.into());
+        }
     };
-    let (token, exp) = state.auth.issue(&user.id, user.role)?;
+    let hash = found.as_ref().map(|(u, _)| u.password_hash.clone());
+    let ok = state.auth.settle(attempt, c.password, hash).await?;
+    match found {
+        Some((user, _)) if ok => Ok(ApiJson(token_view(&state.auth, &user)?)),
+        _ => Err(ApiError::unauthorized("invalid username or password")),
+    }
+}
+
+/// Ends every token of the caller, this one included.
+#[utoipa::path(post, path = "/auth/logout-all", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "every earlier token is revoked"),
+        (status = 401, body = crate::error::ErrorBody)))]
+pub async fn logout_all(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<StatusCode> {
+    state.store.revoke_tokens(&caller.id).await?;
+    tracing::info!(user.id = %caller.id, "every token revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A fresh token for `user` in its current token generation.
+pub(crate) fn token_view(auth: &Auth, user: &User) -> ApiResult<TokenView> {
+    let (token, exp) = auth.issue(user)?;
     let expires_at = time::OffsetDateTime::from_unix_timestamp(exp)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .map(super::rfc3339)
         .unwrap_or_default();
-    Ok(ApiJson(TokenView { token, expires_at }))
+    Ok(TokenView { token, expires_at })
 }

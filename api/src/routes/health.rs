@@ -1,10 +1,12 @@
-//! `/healthz` (alive) and `/readyz` (state, queue and executors reachable).
+//! `/healthz` (alive) and `/readyz` (state and queue reachable; details for admins).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::json;
 
+use crate::auth::authenticate;
 use crate::error::ApiJson;
 use crate::state::AppState;
 
@@ -15,11 +17,17 @@ pub async fn healthz() -> impl IntoResponse {
     ApiJson(json!({"status": "ok"}))
 }
 
-/// Every dependency answers; 503 names what does not.
-#[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, description = "Ready: `status`, `problems`, `queue`, `executors`", body = Object),
-        (status = 503, description = "Not ready: `problems` names what does not answer", body = Object)))]
-pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+/// Every dependency answers: 200 `{"status": "ready"}`, else 503
+/// `{"status": "unavailable"}`. Only an admin's bearer token also gets the details
+/// (problems, queue depth, executors); anyone else, the status alone.
+#[utoipa::path(get, path = "/readyz", tag = "health", security((), ("bearer" = [])),
+    responses((status = 200, description = "ready; details only for an admin", body = Object),
+        (status = 503, description = "a dependency is unavailable; details only for an admin", body = Object)))]
+pub async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
+    let admin = headers.contains_key(AUTHORIZATION)
+        && authenticate(&state, &headers)
+            .await
+            .is_ok_and(|c| c.is_admin());
     let mut problems = serde_json::Map::new();
     if let Err(e) = state.store.kv().ping().await {
         problems.insert("state".into(), json!(e.to_string()));
@@ -31,6 +39,14 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             json!(null)
         }
     };
+    let (status, word) = if problems.is_empty() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    if !admin {
+        return (status, ApiJson(json!({"status": word})));
+    }
     let mut executors = serde_json::Map::new();
     for (kind, ex) in &state.executors {
         let name = format!("{kind:?}").to_lowercase();
@@ -39,16 +55,6 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             Err(e) => executors.insert(name, json!(e.to_string())),
         };
     }
-    let status = if problems.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let word = if problems.is_empty() {
-        "ready"
-    } else {
-        "unavailable"
-    };
     (
         status,
         ApiJson(

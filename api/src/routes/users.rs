@@ -1,7 +1,9 @@
-//! `GET /api/users` (admin) and `GET /api/users/:id` (self or admin).
+//! `GET /api/users` (admin), `GET /api/users/{id}` and
+//! `POST /api/users/{id}/logout-all` (self or admin).
 
 use axum::Extension;
 use axum::extract::State;
+use axum::http::StatusCode;
 use faas_runtime::model::{Role, User};
 use serde::{Deserialize, Serialize};
 
@@ -95,4 +97,25 @@ pub async fn get(
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
     Ok(ApiJson(UserView::from(&user)))
+}
+
+/// Ends every token of a user: yourself, or anyone for an admin.
+#[utoipa::path(post, path = "/api/users/{id}/logout-all", tag = "users", security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 204, description = "every earlier token of the user is revoked"),
+        (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn logout_all(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    if id != caller.id && !caller.is_admin() {
+        return Err(ApiError::not_found("user"));
+    }
+    state.store.revoke_tokens(&id).await.map_err(|e| match e {
+        faas_runtime::Error::NotFound(_) => ApiError::not_found("user"),
+        other => other.into(),
+    })?;
+    tracing::info!(user.id = %id, by = %caller.id, "every token revoked");
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,67 +1,13 @@
-//! Users, functions and secrets.
+//! Functions and secrets.
 
 use bytes::Bytes;
 
 use super::{Page, Store, buckets as b, owner_key};
-use crate::model::{Function, Quotas, Secret, User};
+use crate::model::{Function, Quotas, Secret};
 use crate::ports::Scan;
 use crate::{Error, Result};
 
 impl Store {
-    /// Creates a user; `Conflict` when the username is taken.
-    pub async fn create_user(&self, user: &User) -> Result<()> {
-        self.kv()
-            .create(b::USERNAMES, &user.username, Bytes::from(user.id.clone()))
-            .await
-            .map_err(|e| match e {
-                Error::Conflict(_) => {
-                    Error::Conflict(format!("username {} is taken", user.username))
-                }
-                other => other,
-            })?;
-        self.create_json(b::USERS, &user.id, user).await?;
-        Ok(())
-    }
-
-    /// A user by id.
-    pub async fn get_user(&self, id: &str) -> Result<Option<(User, u64)>> {
-        self.get_json(b::USERS, id).await
-    }
-
-    /// A user by username.
-    pub async fn find_user(&self, username: &str) -> Result<Option<(User, u64)>> {
-        let Some(entry) = self.kv().get(b::USERNAMES, username).await? else {
-            return Ok(None);
-        };
-        let id = String::from_utf8_lossy(&entry.value).into_owned();
-        self.get_user(&id).await
-    }
-
-    /// Rewrites a user at `revision`.
-    pub async fn update_user(&self, user: &User, revision: u64) -> Result<u64> {
-        self.update_json(b::USERS, &user.id, user, revision).await
-    }
-
-    /// Users in id order after `cursor`.
-    pub async fn list_users(&self, cursor: Option<&str>, limit: usize) -> Result<Page<User>> {
-        let rows = self
-            .kv()
-            .scan(
-                b::USERS,
-                Scan {
-                    after: cursor.map(str::to_string),
-                    limit: limit + 1,
-                    ..Scan::default()
-                },
-            )
-            .await?;
-        let mut items = rows
-            .into_iter()
-            .map(|(_, e)| serde_json::from_slice(&e.value).map_err(Error::from))
-            .collect::<Result<Vec<User>>>()?;
-        Ok(page(&mut items, limit, |u| u.id.clone()))
-    }
-
     /// Creates a function and its owner index entry; `Conflict` when the owner has
     /// a function of that name (names compare case-insensitively).
     pub async fn create_function(&self, f: &Function) -> Result<()> {
