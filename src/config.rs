@@ -47,6 +47,11 @@ pub struct ServeConfig {
     /// Deliveries after which an execution is failed for good.
     #[arg(long, env = "FAAS_MAX_ATTEMPTS", default_value_t = 5)]
     pub max_attempts: u32,
+    /// Times an execution may be handed back because its preparation failed (e.g. a
+    /// secret the key cannot open) or no executor was ready, before it fails with the
+    /// cause (with the retry back-off, 20 is about 7 minutes).
+    #[arg(long, env = "FAAS_PREPARE_MAX_RETRIES", default_value_t = 20)]
+    pub prepare_max_retries: u32,
     /// Seconds a leased execution stays invisible without a heartbeat before redelivery.
     #[arg(long, env = "FAAS_ACK_WAIT_SECS", default_value_t = 30)]
     pub ack_wait_secs: u64,

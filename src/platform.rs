@@ -85,6 +85,11 @@ impl Platform {
                 secrets,
                 worker_config(&config, worker_id, base, &ports),
             );
+            // Staging and grants a dead process left: on the embedded backend this
+            // process alone stages in the data dir; NATS workers may share a host's
+            // data dir, so there only dirs of workers without a heartbeat go.
+            let (staged, grants) = w.sweep_leftovers(!ports.shared).await?;
+            tracing::info!(staged, grants, "swept what earlier processes left");
             if !ports.shared {
                 // One process owns the embedded queue: anything not final and not queued
                 // was lost between accepting and queueing. (On NATS, re-publishing could
@@ -267,6 +272,7 @@ fn worker_config(
         worker_id,
         max_concurrent: c.max_concurrent.max(1),
         max_attempts: c.max_attempts.max(1),
+        max_deferrals: c.prepare_max_retries.max(1),
         max_timeout: Duration::from_secs(c.max_timeout_secs),
         stdout_cap: c.output_cap_bytes,
         stderr_cap: c.output_cap_bytes,

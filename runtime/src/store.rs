@@ -3,6 +3,7 @@
 //! (`<owner>.<id>`) so that every backend only needs get/create/update/scan.
 
 mod executions;
+mod grants;
 mod records;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use crate::ports::{KvStore, Scan};
 use crate::{Error, Result};
 
 pub use executions::ExecutionFilter;
+pub use grants::{Grant, grant_key};
 
 /// Bucket names.
 pub mod buckets {

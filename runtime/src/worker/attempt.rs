@@ -7,6 +7,8 @@ use tracing::Instrument;
 
 use super::Worker;
 use super::context::Prepared;
+use super::defer::{Availability, unclaimed};
+use super::guard::AttemptGuard;
 use crate::model::{Execution, ExecutionStatus, now};
 use crate::outcome::{FinalFields, Limits, classify};
 use std::sync::Arc;
@@ -14,14 +16,20 @@ use std::sync::Arc;
 use crate::ports::{Delivery, ExecutionRequest, Executor};
 use crate::{Error, Result};
 
+/// How long an execution this worker cannot run waits before another worker may
+/// lease it.
+const PASS_DELAY: Duration = Duration::from_secs(1);
+
 /// What became of an attempt.
-enum Settled {
+pub(super) enum Settled {
     /// Recorded a final state (or found one): ack.
     Done,
     /// An infrastructure fault: deliver again later.
     Retry(Error),
     /// Shutdown or lease lost: leave it to the queue.
     Abandoned,
+    /// Another worker can run it and this one cannot: hand it back at once.
+    Pass,
 }
 
 impl Worker {
@@ -47,6 +55,7 @@ impl Worker {
                 self.queue.nack(delivery, delay).await
             }
             Settled::Abandoned => self.queue.nack(delivery, Duration::ZERO).await,
+            Settled::Pass => self.queue.nack(delivery, PASS_DELAY).await,
         };
         if let Err(e) = result {
             tracing::warn!(error = %e, "could not settle the delivery; the queue will redeliver it");
@@ -73,42 +82,51 @@ impl Worker {
             let attempt = exec_attempt(&exec);
             return self.finish_with_error(exec, rev, attempt, &msg).await;
         }
-        let prepared = match self.prepare(&exec).await {
-            Ok(p) => p,
-            Err(Error::Invalid(msg)) | Err(Error::NotFound(msg)) => {
+        let function = match self
+            .store
+            .get_function(&exec.function_id, Some(&exec.owner_id))
+            .await?
+        {
+            Some(f) => f,
+            None => {
                 let attempt = exec_attempt(&exec);
-                return self.finish_with_error(exec, rev, attempt, &msg).await;
-            }
-            Err(e) => return Err(e),
-        };
-        let executor = match self.executors.get(&prepared.function.runtime) {
-            Some(e) => e.clone(),
-            None => {
-                prepared.cleanup(&self.store).await;
-                return Err(Error::Unavailable(format!(
-                    "no {:?} executor on worker {}",
-                    prepared.function.runtime, self.config.worker_id
-                )));
+                return self
+                    .finish_with_error(exec, rev, attempt, "the function was deleted")
+                    .await;
             }
         };
-        if let Err(e) = executor.ready().await {
-            prepared.cleanup(&self.store).await;
-            return Err(e);
+        let executor = match self.executor_for(function.runtime).await {
+            Availability::Ready(e) => e,
+            Availability::Elsewhere => return Ok(Settled::Pass),
+            Availability::Unavailable(cause) => return self.defer(exec, rev, cause).await,
+        };
+        let before = exec.clone();
+        let Some((exec, rev)) = self.claim(exec, rev).await? else {
+            return Ok(Settled::Done);
+        };
+        // From here on the guard owns the grant and the staging directory.
+        let mut guard = AttemptGuard::new(self.store.clone());
+        match self.prepare(&exec, function, &mut guard).await {
+            Ok(prepared) => {
+                self.run_claimed(d, exec, rev, prepared, guard, executor, stop)
+                    .await
+            }
+            Err(Error::Invalid(msg)) | Err(Error::NotFound(msg)) => {
+                guard.release().await;
+                let attempt = exec.attempt;
+                self.finish_with_error(exec, rev, attempt, &msg).await
+            }
+            Err(e) => {
+                guard.release().await;
+                self.defer(unclaimed(exec, &before), rev, e.to_string())
+                    .await
+            }
         }
-        let (exec, rev) = match self.claim(exec, rev).await? {
-            Some(claimed) => claimed,
-            None => {
-                prepared.cleanup(&self.store).await;
-                return Ok(Settled::Done);
-            }
-        };
-        self.run_claimed(d, exec, rev, prepared, executor, stop)
-            .await
     }
 
     /// Marks the execution `running` as its next attempt; `None` if it became final.
-    /// Attempts count runs that started, not deliveries: an execution waiting for an
-    /// unavailable executor is retried without using up its attempts.
+    /// Attempts count runs that started: preparation failures and an unavailable
+    /// executor are deferrals instead (see [`Worker::defer`]).
     async fn claim(&self, mut exec: Execution, rev: u64) -> Result<Option<(Execution, u64)>> {
         exec.status = ExecutionStatus::Running;
         exec.attempt += 1;
@@ -126,12 +144,14 @@ impl Worker {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn run_claimed(
         &self,
         d: &Delivery,
         exec: Execution,
         rev: u64,
         prepared: Prepared,
+        guard: AttemptGuard,
         executor: Arc<dyn Executor>,
         stop: &CancellationToken,
     ) -> Result<Settled> {
@@ -148,7 +168,7 @@ impl Worker {
         };
         heartbeat.abort();
         let elapsed = started.elapsed();
-        prepared.cleanup(&self.store).await;
+        guard.release().await;
         let outcome = match outcome {
             None => return Ok(Settled::Abandoned),
             Some(Err(e)) if e.is_retryable() => return Ok(Settled::Retry(e)),
@@ -238,7 +258,7 @@ impl Worker {
         }
     }
 
-    async fn finish_with_error(
+    pub(super) async fn finish_with_error(
         &self,
         mut exec: Execution,
         rev: u64,
@@ -260,7 +280,7 @@ impl Worker {
 }
 
 /// The attempt a record shows when it fails before running (at least 1).
-fn exec_attempt(e: &Execution) -> u32 {
+pub(super) fn exec_attempt(e: &Execution) -> u32 {
     e.attempt.max(1)
 }
 
