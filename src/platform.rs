@@ -239,6 +239,9 @@ async fn executors(
             max_instances: (config.max_concurrent as u32).max(1) * 2,
             max_memory_mb: config.max_memory_mb,
             tmp_cap_bytes: config.tmp_cap_bytes,
+            max_compiles: config.wasm_max_compiles,
+            compile_wait: Duration::from_secs(config.wasm_compile_wait_secs),
+            cache_bytes: config.wasm_cache_bytes,
         },
         objects.clone(),
     )?;
