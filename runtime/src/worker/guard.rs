@@ -106,3 +106,74 @@ pub fn sweep_staging(root: &Path, keep: Option<&dyn Fn(&str) -> bool>) -> usize 
     }
     removed
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::embedded::{Db, EmbeddedKv};
+    use crate::store::Grant;
+
+    fn store(dir: &Path) -> Store {
+        Store::new(Arc::new(EmbeddedKv::new(Db::open(dir).unwrap())))
+    }
+
+    fn grant() -> Grant {
+        Grant {
+            execution_id: "e".into(),
+            owner_id: "u".into(),
+            keys: vec!["f/x".into()],
+            expires_at: i64::MAX,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dropped_attempt_leaves_no_grant_and_no_staging() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let staging = dir.path().join("staging/w/e-1");
+        std::fs::create_dir_all(staging.join("f")).unwrap();
+        std::fs::write(staging.join("f/x"), b"x").unwrap();
+        store.put_grant("k", &grant()).await.unwrap();
+        let mut guard = AttemptGuard::new(store.clone());
+        guard.own_staging(staging.clone());
+        guard.own_grant("k".into());
+        drop(guard); // as when the attempt's task is aborted
+        assert!(!staging.exists());
+        for _ in 0..100 {
+            if store.get_grant("k").await.unwrap().is_none() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the grant outlived its dropped attempt");
+    }
+
+    #[tokio::test]
+    async fn release_removes_what_was_owned_even_if_never_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        store.put_grant("k", &grant()).await.unwrap();
+        let mut guard = AttemptGuard::new(store.clone());
+        guard.own_staging(dir.path().join("never-made"));
+        guard.own_grant("k".into());
+        guard.release().await;
+        assert!(store.get_grant("k").await.unwrap().is_none());
+    }
+
+    #[test]
+    fn the_sweep_keeps_what_live_workers_own() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["live", "dead"] {
+            std::fs::create_dir_all(dir.path().join(name).join("e-1")).unwrap();
+        }
+        std::fs::write(dir.path().join("stray-file"), b"x").unwrap();
+        let keep = |name: &str| name == "live";
+        assert_eq!(sweep_staging(dir.path(), Some(&keep)), 2);
+        assert!(dir.path().join("live/e-1").exists());
+        assert_eq!(sweep_staging(dir.path(), None), 1);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert_eq!(sweep_staging(&dir.path().join("absent"), None), 0);
+    }
+}
