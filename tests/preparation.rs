@@ -180,3 +180,63 @@ async fn start_up_removes_the_staging_a_dead_process_left() {
     assert!(rest.is_empty(), "staging swept: {rest:?}");
     p.stop().await;
 }
+
+#[path = "../runtime/tests/support/nats_server.rs"]
+mod nats_server;
+
+/// `faas api` on NATS runs no worker: it asks the workers' heartbeats whether any
+/// of them runs container functions.
+#[tokio::test]
+async fn faas_api_on_nats_accepts_an_image_only_when_a_live_worker_runs_docker() {
+    use faas_runtime::model::RuntimeKind;
+    use faas_runtime::store::{Store, buckets};
+    use faas_runtime::worker::presence::WorkerPresence;
+    let nats = nats_server::NatsServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let extra = [
+        format!("--nats-url={}", nats.url()),
+        format!("--secrets-key={KEY_ONE}"),
+        "--jwt-secret=preparation-test-jwt-secret-0123456789abcdef".to_string(),
+    ];
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let p = Platform::start_roles(config(data.path(), &extra), faas::platform::Roles::Api)
+        .await
+        .expect("faas api starts");
+    let api = Api::new(&format!("http://{}", p.addr.unwrap()));
+    let (t, _) = api.user("ada").await;
+    let image = json!({"name": "img", "image_url": "registry.local/team/fn:1.0"});
+    api.post(&t, "/api/functions", image.clone())
+        .await
+        .expect_error(503, "runtime_unavailable");
+    // A live worker that runs only wasm does not help; one that runs docker does.
+    let backend = faas_runtime::nats::connect(&nats.url(), Default::default())
+        .await
+        .unwrap();
+    let store = Store::new(std::sync::Arc::new(backend.kv));
+    let now = time::OffsetDateTime::now_utc();
+    let mut worker = WorkerPresence {
+        worker_id: "w-wasm".into(),
+        host: String::new(),
+        running: 0,
+        max_concurrent: 1,
+        runtimes: vec![RuntimeKind::Wasm],
+        started_at: now,
+        last_seen: now,
+    };
+    store
+        .put_json(buckets::WORKERS, "w-wasm", &worker)
+        .await
+        .unwrap();
+    api.post(&t, "/api/functions", image.clone())
+        .await
+        .expect_error(503, "runtime_unavailable");
+    worker.worker_id = "w-docker".into();
+    worker.runtimes = vec![RuntimeKind::Docker, RuntimeKind::Wasm];
+    store
+        .put_json(buckets::WORKERS, "w-docker", &worker)
+        .await
+        .unwrap();
+    let f = api.post(&t, "/api/functions", image).await.expect(201);
+    assert_eq!(f["runtime"], "docker");
+    p.stop().await;
+}
