@@ -105,3 +105,38 @@ fn remove(inner: &mut Inner, sha256: &str) {
         inner.total -= e.bytes;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_least_recently_used_go_first_past_the_budget() {
+        let cache = MemoryCache::new(100);
+        cache.cell("a");
+        cache.loaded("a", 60);
+        cache.cell("b");
+        cache.loaded("b", 30);
+        cache.cell("a"); // a is used again: b is now the oldest
+        cache.cell("c");
+        cache.loaded("c", 40);
+        assert_eq!((cache.bytes(), cache.len()), (100, 2));
+        let kept = cache.lock().entries.keys().cloned().collect::<Vec<_>>();
+        assert!(kept.contains(&"a".to_string()) && kept.contains(&"c".to_string()));
+        cache.evict("a");
+        assert_eq!((cache.bytes(), cache.len()), (40, 1));
+    }
+
+    #[test]
+    fn one_module_larger_than_the_budget_still_stays() {
+        let cache = MemoryCache::new(10);
+        cache.cell("big");
+        cache.loaded("big", 1000);
+        assert_eq!(cache.len(), 1);
+        cache.cell("loading"); // not loaded yet: never evicted
+        cache.cell("other");
+        cache.loaded("other", 5);
+        assert_eq!(cache.len(), 2, "big evicted, the loading one kept");
+        assert_eq!(cache.bytes(), 5);
+    }
+}

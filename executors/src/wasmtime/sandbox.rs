@@ -285,4 +285,26 @@ mod tests {
         }
         assert!(safe_component("report.pdf"));
     }
+
+    fn grant(name: &str) -> ObjectGrant {
+        ObjectGrant {
+            alias: name.into(),
+            function_id: "f".into(),
+            name: name.into(),
+            size: 5,
+            content_type: "text/plain".into(),
+        }
+    }
+
+    #[test]
+    fn an_object_granted_twice_is_viewed_once_and_never_truncated() {
+        let staged = tempfile::tempdir().unwrap();
+        let view = tempfile::tempdir().unwrap();
+        std::fs::create_dir(staged.path().join("f")).unwrap();
+        std::fs::write(staged.path().join("f/x"), b"bytes").unwrap();
+        let grants = [grant("x"), grant("x")];
+        link_or_copy(staged.path(), &grants, view.path()).unwrap();
+        assert_eq!(std::fs::read(staged.path().join("f/x")).unwrap(), b"bytes");
+        assert_eq!(std::fs::read(view.path().join("f/x")).unwrap(), b"bytes");
+    }
 }
