@@ -20,6 +20,19 @@ use crate::{Error, Result};
 /// lease it.
 const PASS_DELAY: Duration = Duration::from_secs(1);
 
+/// The lease renewal of a claimed attempt; stops when dropped.
+struct Renewal {
+    task: tokio::task::JoinHandle<()>,
+    /// Fires when another attempt owns the execution now.
+    lost: CancellationToken,
+}
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// What became of an attempt.
 pub(super) enum Settled {
     /// Recorded a final state (or found one): ack.
@@ -104,11 +117,13 @@ impl Worker {
         let Some((exec, rev)) = self.claim(exec, rev).await? else {
             return Ok(Settled::Done);
         };
-        // From here on the guard owns the grant and the staging directory.
+        // From here on the lease is renewed (staging a large object may take a
+        // while) and the guard owns the grant and the staging directory.
+        let renewal = self.renew(d.clone());
         let mut guard = AttemptGuard::new(self.store.clone());
         match self.prepare(&exec, function, &mut guard).await {
             Ok(prepared) => {
-                self.run_claimed(d, exec, rev, prepared, guard, executor, stop)
+                self.run_claimed(exec, rev, prepared, guard, renewal, executor, stop)
                     .await
             }
             Err(Error::Invalid(msg)) | Err(Error::NotFound(msg)) => {
@@ -147,26 +162,24 @@ impl Worker {
     #[allow(clippy::too_many_arguments)]
     async fn run_claimed(
         &self,
-        d: &Delivery,
         exec: Execution,
         rev: u64,
         prepared: Prepared,
         guard: AttemptGuard,
+        renewal: Renewal,
         executor: Arc<dyn Executor>,
         stop: &CancellationToken,
     ) -> Result<Settled> {
         let function = prepared.function.clone();
         let limits = self.limits(&function);
         let request = self.request(&exec, &prepared, limits);
-        let lease_lost = CancellationToken::new();
-        let heartbeat = self.heartbeat(d.clone(), lease_lost.clone());
         let started = Instant::now();
         let outcome = tokio::select! {
             r = executor.execute(request) => Some(r),
             _ = stop.cancelled() => None,
-            _ = lease_lost.cancelled() => None,
+            _ = renewal.lost.cancelled() => None,
         };
-        heartbeat.abort();
+        drop(renewal);
         let elapsed = started.elapsed();
         guard.release().await;
         let outcome = match outcome {
@@ -213,24 +226,27 @@ impl Worker {
         }
     }
 
-    /// Renews the lease every third of the ack wait; cancels `lost` if it is gone.
-    fn heartbeat(&self, d: Delivery, lost: CancellationToken) -> tokio::task::JoinHandle<()> {
+    /// Renews the lease every third of the ack wait until the [`Renewal`] is dropped.
+    fn renew(&self, d: Delivery) -> Renewal {
         let queue = self.queue.clone();
         let every = (queue.ack_wait() / 3).max(Duration::from_millis(100));
-        tokio::spawn(async move {
+        let lost = CancellationToken::new();
+        let fired = lost.clone();
+        let task = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 match queue.extend(&d).await {
                     Ok(()) => {}
                     Err(Error::Conflict(_)) => {
                         tracing::warn!("lease lost: another attempt owns this execution now");
-                        lost.cancel();
+                        fired.cancel();
                         return;
                     }
                     Err(e) => tracing::warn!(error = %e, "lease extension failed"),
                 }
             }
-        })
+        });
+        Renewal { task, lost }
     }
 
     async fn record(
