@@ -84,29 +84,15 @@ impl Worker {
         if exec.status.is_final() {
             return Ok(Settled::Done);
         }
-        if exec.attempt >= self.config.max_attempts {
-            let msg = format!(
-                "gave up after {} attempts: {}",
-                exec.attempt,
-                exec.error
-                    .clone()
-                    .unwrap_or_else(|| "every attempt was interrupted".into())
-            );
+        if let Some(msg) = self.out_of_attempts(&exec) {
             let attempt = exec_attempt(&exec);
             return self.finish_with_error(exec, rev, attempt, &msg).await;
         }
-        let function = match self
-            .store
-            .get_function(&exec.function_id, Some(&exec.owner_id))
-            .await?
-        {
-            Some(f) => f,
-            None => {
-                let attempt = exec_attempt(&exec);
-                return self
-                    .finish_with_error(exec, rev, attempt, "the function was deleted")
-                    .await;
-            }
+        let owner = Some(exec.owner_id.as_str());
+        let Some(function) = self.store.get_function(&exec.function_id, owner).await? else {
+            let attempt = exec_attempt(&exec);
+            let msg = "the function was deleted";
+            return self.finish_with_error(exec, rev, attempt, msg).await;
         };
         let executor = match self.executor_for(function.runtime).await {
             Availability::Ready(e) => e,
@@ -137,6 +123,17 @@ impl Worker {
                     .await
             }
         }
+    }
+
+    /// Why `exec` may not run again, once it has used every attempt.
+    fn out_of_attempts(&self, exec: &Execution) -> Option<String> {
+        (exec.attempt >= self.config.max_attempts).then(|| {
+            let last = exec
+                .error
+                .as_deref()
+                .unwrap_or("every attempt was interrupted");
+            format!("gave up after {} attempts: {last}", exec.attempt)
+        })
     }
 
     /// Marks the execution `running` as its next attempt; `None` if it became final.
