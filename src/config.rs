@@ -51,6 +51,11 @@ pub struct ServeConfig {
     /// Deliveries after which an execution is failed for good.
     #[arg(long, env = "FAAS_MAX_ATTEMPTS", default_value_t = 5)]
     pub max_attempts: u32,
+    /// Times an execution may be handed back because its preparation failed (e.g. a
+    /// secret the key cannot open) or no executor was ready, before it fails with the
+    /// cause (with the retry back-off, 20 is about 7 minutes).
+    #[arg(long, env = "FAAS_PREPARE_MAX_RETRIES", default_value_t = 20)]
+    pub prepare_max_retries: u32,
     /// Seconds a leased execution stays invisible without a heartbeat before redelivery.
     #[arg(long, env = "FAAS_ACK_WAIT_SECS", default_value_t = 30)]
     pub ack_wait_secs: u64,
@@ -81,6 +86,16 @@ pub struct ServeConfig {
     /// Size cap of a wasm execution's private /tmp (bytes).
     #[arg(long, env = "FAAS_TMP_CAP_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub tmp_cap_bytes: u64,
+    /// Bytes of compiled wasm modules kept in memory (least recently used are dropped
+    /// and reload from the disk cache).
+    #[arg(long, env = "FAAS_WASM_CACHE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub wasm_cache_bytes: u64,
+    /// Wasm compilations that may run at once (0: one per CPU); deploys beyond wait.
+    #[arg(long, env = "FAAS_WASM_MAX_COMPILES", default_value_t = 0)]
+    pub wasm_max_compiles: usize,
+    /// Seconds a deploy waits for a compilation slot before answering 503.
+    #[arg(long, env = "FAAS_WASM_COMPILE_WAIT_SECS", default_value_t = 30)]
+    pub wasm_compile_wait_secs: u64,
     /// URL at which functions reach this API (objects over API_BASE_URL); default http://SERVER_ADDRESS.
     #[arg(long, env = "API_BASE_URL")]
     pub api_base_url: Option<String>,

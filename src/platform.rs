@@ -103,6 +103,11 @@ impl Platform {
                 secrets,
                 worker_config(&config, worker_id, base, &ports),
             );
+            // Staging and grants a dead process left: on the embedded backend this
+            // process alone stages in the data dir; NATS workers may share a host's
+            // data dir, so there only dirs of workers without a heartbeat go.
+            let (staged, grants) = w.sweep_leftovers(!ports.shared).await?;
+            tracing::info!(staged, grants, "swept what earlier processes left");
             if !ports.shared {
                 // One process owns the embedded queue: anything not final and not queued
                 // is queued again (whatever the cap), stale active markers dropped. On
@@ -253,6 +258,9 @@ async fn executors(
             max_instances: (config.max_concurrent as u32).max(1) * 2,
             max_memory_mb: config.max_memory_mb,
             tmp_cap_bytes: config.tmp_cap_bytes,
+            max_compiles: config.wasm_max_compiles,
+            compile_wait: Duration::from_secs(config.wasm_compile_wait_secs),
+            cache_bytes: config.wasm_cache_bytes,
         },
         objects.clone(),
     )?;
@@ -293,6 +301,7 @@ fn worker_config(
         worker_id,
         max_concurrent: c.max_concurrent.max(1),
         max_attempts: c.max_attempts.max(1),
+        max_deferrals: c.prepare_max_retries.max(1),
         max_timeout: Duration::from_secs(c.max_timeout_secs),
         stdout_cap: c.output_cap_bytes,
         stderr_cap: c.output_cap_bytes,

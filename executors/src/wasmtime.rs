@@ -5,8 +5,9 @@
 //! Modules:
 //! - `engine`: the one `Engine` (pooling allocator, copy-on-write memory images,
 //!   epoch interruption, no multi-memory) and the process's one epoch ticker;
-//! - `artifacts`: validation and compilation at deploy time, the disk and memory
-//!   caches; `link`: the linkers and the `InstancePre` per module;
+//! - `artifacts`: validation and compilation at deploy time (bounded in
+//!   concurrency), the disk cache; `memory`: the in-memory cache, bounded in bytes;
+//!   `link`: the linkers and the `InstancePre` per module;
 //! - `sandbox`: argv/env/stdin, `/tmp`, `/objects`, no network; `scratch`: fresh
 //!   `/tmp` directories made ahead and removed behind; `pipe`: capped
 //!   stdout/stderr; `limits`: the memory limiter; `run`: one execution;
@@ -43,6 +44,7 @@ mod bindings;
 mod engine;
 mod limits;
 mod link;
+mod memory;
 mod objects;
 mod pipe;
 mod run;
@@ -61,7 +63,7 @@ use faas_runtime::{Error, Result};
 use wasmtime::Engine;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-use self::artifacts::Artifacts;
+use self::artifacts::{Artifacts, Bounds};
 use self::bindings::FunctionPre;
 use self::link::Linkers;
 use self::scratch::Scratch;
@@ -81,6 +83,14 @@ pub struct WasmtimeConfig {
     pub max_memory_mb: u64,
     /// Bytes a guest may keep in its private `/tmp`.
     pub tmp_cap_bytes: u64,
+    /// Compilations that may run at once (0: one per CPU).
+    pub max_compiles: usize,
+    /// How long a compilation may wait for its turn before the deploy is refused
+    /// (`Overloaded`).
+    pub compile_wait: std::time::Duration,
+    /// Bytes of compiled modules kept in memory (least recently used go first;
+    /// they reload from the disk cache).
+    pub cache_bytes: u64,
 }
 
 /// A module linked and ready to instantiate.
@@ -122,7 +132,22 @@ impl WasmtimeExecutor {
     pub fn new(config: WasmtimeConfig, modules: Arc<dyn ObjectStore>) -> Result<Self> {
         let engine = engine::build(&config)?;
         let linkers = Linkers::new(&engine)?;
-        let artifacts = Artifacts::new(engine.clone(), linkers, config.cache_dir.clone(), modules)?;
+        let max_compiles = match config.max_compiles {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let bounds = Bounds {
+            max_compiles,
+            compile_wait: config.compile_wait,
+            memory_bytes: config.cache_bytes,
+        };
+        let artifacts = Artifacts::new(
+            engine.clone(),
+            linkers,
+            config.cache_dir.clone(),
+            modules,
+            bounds,
+        )?;
         Ok(WasmtimeExecutor {
             shared: Arc::new(Shared {
                 engine,
@@ -136,6 +161,11 @@ impl WasmtimeExecutor {
     /// Modules compiled by this executor so far (cache hits are not counted).
     pub fn compilations(&self) -> u64 {
         self.artifacts.compilations()
+    }
+
+    /// Bytes and count of compiled modules held in memory now.
+    pub fn memory_usage(&self) -> (u64, usize) {
+        self.artifacts.memory_usage()
     }
 
     /// The engine, for benchmarks that compare against bare Wasmtime.

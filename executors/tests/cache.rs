@@ -109,3 +109,57 @@ async fn forget_drops_memory_and_disk() {
     assert_eq!(text(&h.run(&f, "{}").await.stdout), "hello\n");
     assert_eq!(h.executor.compilations(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_cache_is_bounded_in_bytes_and_reloads_from_disk() {
+    // A budget below any module: each load evicts the others.
+    let h = common::Harness::with(|c| c.cache_bytes = 1);
+    let hello = h.deploy_fixture("hello.wat").await;
+    let probe = h.deploy_fixture("probe.wasm").await;
+    let component = h.deploy_fixture("fn-probe.wasm").await;
+    let (bytes, count) = h.executor.memory_usage();
+    assert_eq!(count, 1, "only the last module stays in memory");
+    assert!(bytes > 0);
+    // The evicted ones come back from disk: no compilation, no fetch.
+    assert_eq!(text(&h.run(&hello, "{}").await.stdout), "hello\n");
+    assert_eq!(
+        h.run(&probe, "exit 5").await.termination,
+        Termination::Exited(5)
+    );
+    assert_eq!(text(&h.run(&component, "ok again").await.stdout), "again");
+    assert_eq!(h.executor.memory_usage().1, 1);
+    assert_eq!(h.executor.compilations(), 3);
+    assert_eq!(h.store.gets.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_budget_keeps_every_module_in_memory() {
+    let h = Harness::new();
+    h.deploy_fixture("hello.wat").await;
+    h.deploy_fixture("probe.wasm").await;
+    assert_eq!(h.executor.memory_usage().1, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compilations_beyond_the_bound_are_refused_not_queued_forever() {
+    let h = common::Harness::with(|c| {
+        c.max_compiles = 1;
+        c.compile_wait = std::time::Duration::ZERO;
+    });
+    let first = async { h.deploy(&fixture("cli-probe.wasm")).await };
+    let second = async {
+        // Wait until the first compilation holds the only slot.
+        while h.executor.compilations() == 0 {
+            tokio::task::yield_now().await;
+        }
+        h.deploy(&fixture("fn-probe.wasm")).await
+    };
+    let (first, second) = tokio::join!(first, second);
+    first.expect("the first compilation runs");
+    let err = second.expect_err("no slot: refused");
+    assert!(matches!(err, Error::Overloaded(_)), "{err}");
+    assert_eq!(h.executor.compilations(), 1);
+    // With the slot free again, the same deploy succeeds.
+    h.deploy_fixture("fn-probe.wasm").await;
+    assert_eq!(h.executor.compilations(), 2);
+}

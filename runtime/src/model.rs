@@ -62,6 +62,16 @@ pub enum RuntimeKind {
     Docker,
 }
 
+impl RuntimeKind {
+    /// `wasm` or `docker`, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeKind::Wasm => "wasm",
+            RuntimeKind::Docker => "docker",
+        }
+    }
+}
+
 /// When the Docker executor pulls a function's image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -184,6 +194,10 @@ pub struct Execution {
     pub logs: Option<String>,
     /// Delivery attempt that produced this record (1-based; 0 while pending).
     pub attempt: u32,
+    /// Times its preparation failed or no executor was ready (not attempts); past
+    /// the operator's bound (FAAS_PREPARE_MAX_RETRIES) the execution fails.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deferrals: u32,
     /// Submission time.
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
@@ -215,6 +229,7 @@ impl Execution {
             exit_code: None,
             logs: None,
             attempt: 0,
+            deferrals: 0,
             created_at: now(),
             started_at: None,
             completed_at: None,
@@ -399,4 +414,8 @@ pub const MODULES_BUCKET: &str = "modules";
 /// The object-store bucket of a function's objects.
 pub fn objects_bucket(function_id: &str) -> String {
     format!("fn-{function_id}")
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

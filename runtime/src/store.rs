@@ -3,6 +3,7 @@
 //! (`<owner>.<id>`) so that every backend only needs get/create/update/scan.
 
 mod executions;
+mod grants;
 pub mod migrate;
 mod records;
 pub mod spill;
@@ -18,6 +19,7 @@ use crate::ports::{KvStore, Scan};
 use crate::{Error, Result};
 
 pub use executions::ExecutionFilter;
+pub use grants::{Grant, grant_key};
 
 /// Bucket names.
 pub mod buckets {

@@ -2,17 +2,23 @@
 //! objects, runs them through an [`Executor`] and records the outcome with
 //! revision-checked writes, so a stale attempt never overwrites a newer one.
 //!
-//! - [`attempt`]: one delivery from lease to ack;
+//! - `attempt`: one delivery from lease to ack (claim, prepare, run, record);
 //! - `context`: secrets, object grants and staging for one attempt;
-//! - [`presence`]: the heartbeat that shows a worker is alive;
+//! - `guard`: the one owner of an attempt's grant and staging directory, and the
+//!   start-up sweep of what a dead process left;
+//! - `defer`: bounded retries of preparation faults and unready executors;
+//! - [`presence`]: the heartbeat that shows a worker is alive and what it runs;
 //! - [`reconcile`]: queues again what a cut between two writes left unqueued.
 
 mod attempt;
 mod context;
+mod defer;
+mod guard;
 pub mod presence;
 pub mod reconcile;
 
-pub use context::{Grant, grant_key};
+pub use crate::store::{Grant, grant_key};
+pub use guard::sweep_staging;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -37,6 +43,9 @@ pub struct WorkerConfig {
     pub max_concurrent: usize,
     /// Deliveries after which an execution is failed for good.
     pub max_attempts: u32,
+    /// Deferrals (failed preparations, no ready executor) after which an execution
+    /// fails with their cause.
+    pub max_deferrals: u32,
     /// Operator cap on any function's timeout.
     pub max_timeout: Duration,
     /// stdout cap in bytes.
@@ -45,7 +54,7 @@ pub struct WorkerConfig {
     pub stderr_cap: usize,
     /// Base of `API_BASE_URL` given to functions (the API's object route prefix).
     pub api_base_url: String,
-    /// Where objects are staged for an execution.
+    /// Where objects are staged for an execution (`<staging_dir>/<worker_id>/...`).
     pub staging_dir: PathBuf,
     /// How long in-flight executions may finish after shutdown begins.
     pub grace: Duration,
@@ -151,9 +160,45 @@ impl Worker {
             host: std::env::var("HOSTNAME").unwrap_or_default(),
             running: 0,
             max_concurrent: self.config.max_concurrent,
+            runtimes: self.runtimes(),
             started_at: now,
             last_seen: now,
         }
+    }
+
+    /// The runtimes this worker has executors for, in a stable order.
+    pub fn runtimes(&self) -> Vec<RuntimeKind> {
+        let mut kinds: Vec<RuntimeKind> = self.executors.keys().copied().collect();
+        kinds.sort_by_key(|k| k.as_str());
+        kinds
+    }
+
+    /// Removes what dead processes left. When `exclusive` (this process alone runs
+    /// attempts, as on the embedded backend): the whole staging directory and every
+    /// grant. Else: staging directories of workers with no live heartbeat, and
+    /// grants that expired or whose execution is final. Run at start-up, before
+    /// [`Worker::run`]; returns (staging entries, grants) removed.
+    pub async fn sweep_leftovers(&self, exclusive: bool) -> crate::Result<(usize, usize)> {
+        let root = self.config.staging_dir.clone();
+        let live: Option<Vec<String>> = match exclusive {
+            true => None,
+            false => Some(
+                presence::list(&self.store)
+                    .await?
+                    .into_iter()
+                    .filter(|p| p.is_live())
+                    .map(|p| p.worker_id)
+                    .collect(),
+            ),
+        };
+        let staged = tokio::task::spawn_blocking(move || {
+            let keep = live.map(|ids| move |name: &str| ids.iter().any(|id| id == name));
+            sweep_staging(&root, keep.as_ref().map(|k| k as &dyn Fn(&str) -> bool))
+        })
+        .await
+        .map_err(|e| crate::Error::Internal(format!("staging sweep failed: {e}")))?;
+        let grants = self.store.sweep_grants(exclusive).await?;
+        Ok((staged, grants))
     }
 
     async fn drain(&self, mut tasks: JoinSet<()>, hard_stop: CancellationToken) {

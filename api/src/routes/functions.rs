@@ -96,7 +96,7 @@ pub struct FunctionList {
         (status = 429, description = "A per-user quota is reached (`quota_exceeded`, names the quota; `Retry-After` for rates)", body = ErrorBody),
         (status = 400, description = "Invalid field, module or image reference, or a malformed body", body = ErrorBody),
         (status = 413, description = "The body or the module is too large", body = ErrorBody),
-        (status = 503, description = "No executor for the runtime, or a backend is unavailable", body = ErrorBody)))]
+        (status = 503, description = "No process can run the function's runtime now (e.g. no Docker engine), too many modules are compiling, or a backend is unavailable", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -186,14 +186,33 @@ async fn deploy_image(
     validate_image_ref(&body.image_url)?;
     f.image_url = Some(body.image_url);
     f.pull_policy = body.pull_policy;
-    if let Some(docker) = state.executors.get(&RuntimeKind::Docker) {
-        docker
+    match state.executors.get(&RuntimeKind::Docker) {
+        Some(docker) => docker
             .prepare(&f, None)
             .await
-            .map_err(invalid_as("invalid_image"))?;
+            .map_err(invalid_as("invalid_image"))?,
+        None => ensure_offered(state, RuntimeKind::Docker).await?,
     }
     state.store.create_function(&f).await?;
     Ok(f)
+}
+
+/// For a runtime this process has no executor for: a live worker must offer it
+/// (`faas api` runs no worker; its workers' heartbeats list their runtimes), else
+/// 503 at once -- a function nothing can run would leave its executions waiting.
+async fn ensure_offered(state: &AppState, runtime: RuntimeKind) -> ApiResult<()> {
+    if faas_runtime::worker::presence::offered(&state.store, runtime).await? {
+        return Ok(());
+    }
+    let name = runtime.as_str();
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "runtime_unavailable",
+        format!(
+            "no {name} executor is available: no running worker can run {name} functions \
+             (for docker: no Docker engine, or FAAS_DOCKER=off)"
+        ),
+    ))
 }
 
 /// A basic syntax check of an image reference (the Docker executor checks more).
@@ -331,7 +350,8 @@ async fn deploy_wasm(state: &AppState, caller: &Caller, form: Multipart) -> ApiR
     wasm.prepare(&f, Some(module.clone()))
         .await
         .map_err(invalid_as("invalid_module"))?;
-    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(module) });
+    let bytes = module.clone();
+    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
     state
         .objects
         .put(
@@ -343,6 +363,16 @@ async fn deploy_wasm(state: &AppState, caller: &Caller, form: Multipart) -> ApiR
         )
         .await?;
     state.store.create_function(&f).await?;
+    // A delete of the last other function of this module may have removed the
+    // bytes between the put and the create: put them back.
+    if let Err(faas_runtime::Error::NotFound(_)) = state.objects.head(MODULES_BUCKET, &sha).await {
+        let body = futures::stream::once(async move { Ok::<_, std::io::Error>(module) });
+        let body = Box::pin(body);
+        state
+            .objects
+            .put(MODULES_BUCKET, &sha, "application/wasm", body, u64::MAX)
+            .await?;
+    }
     Ok(f)
 }
 
@@ -395,7 +425,9 @@ pub async fn get(
     Ok(ApiJson(owned(&state, &caller, &id).await?))
 }
 
-/// Deletes a function and its objects. Its executions' records stay.
+/// Deletes a function and its objects. Its executions' records stay. Its wasm
+/// module (shared by every function deployed with the same bytes, any owner) is
+/// dropped only when no other function uses it.
 #[utoipa::path(delete, path = "/api/functions/{id}", tag = "functions", security(("bearer" = [])),
     params(("id" = String, Path, description = "The function's id")),
     responses((status = 204, description = "Deleted with its objects"),
@@ -408,8 +440,20 @@ pub async fn delete(
     let f = owned(&state, &caller, &id).await?;
     state.store.delete_function(&f).await?;
     state.objects.delete_bucket(&objects_bucket(&f.id)).await?;
+    if let Some(sha) = &f.module_sha256
+        && state.store.module_in_use(sha, &f.id).await?
+    {
+        tracing::info!(function.id = %f.id, module = %sha, "function deleted; its module is shared and stays");
+        return Ok(StatusCode::NO_CONTENT);
+    }
     if let Some(executor) = state.executors.get(&f.runtime) {
         executor.forget(&f).await;
+    }
+    if let Some(sha) = &f.module_sha256 {
+        match state.objects.delete(MODULES_BUCKET, sha).await {
+            Ok(()) | Err(faas_runtime::Error::NotFound(_)) => {}
+            Err(e) => tracing::warn!(module = %sha, error = %e, "cannot remove an unused module"),
+        }
     }
     tracing::info!(function.id = %f.id, "function deleted");
     Ok(StatusCode::NO_CONTENT)

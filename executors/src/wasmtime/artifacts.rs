@@ -3,13 +3,17 @@
 //! `<sha256>-<engine compatibility hash>.cwasm`, and kept in memory as a linked
 //! [`Prepared`] (an `InstancePre`). On a memory miss the disk cache is tried, then
 //! the module bytes are fetched from the object store and compiled.
+//!
+//! At most `max_compiles` compilations run at once (each takes a core and hundreds
+//! of MiB for large components); a deploy that cannot start one within
+//! `compile_wait` is refused with `Overloaded` (503). The memory cache is bounded
+//! in bytes (see [`MemoryCache`]).
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use faas_runtime::model::MODULES_BUCKET;
@@ -17,14 +21,24 @@ use faas_runtime::ports::ObjectStore;
 use faas_runtime::{Error, Result};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
+use tokio::sync::Semaphore;
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module, Precompiled};
 
 use super::Prepared;
 use super::link::Linkers;
+use super::memory::MemoryCache;
 
-type Cell = Arc<OnceCell<Arc<Prepared>>>;
+/// Bounds on compilation and on the memory cache.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    /// Compilations that may run at once.
+    pub(crate) max_compiles: usize,
+    /// How long a compilation may wait for its turn.
+    pub(crate) compile_wait: Duration,
+    /// Bytes of compiled modules kept in memory.
+    pub(crate) memory_bytes: u64,
+}
 
 /// The memory and disk caches of compiled modules, keyed by the module's sha256.
 pub(crate) struct Artifacts {
@@ -33,7 +47,9 @@ pub(crate) struct Artifacts {
     dir: PathBuf,
     compat: String,
     compilations: Arc<AtomicU64>,
-    loaded: Mutex<HashMap<String, Cell>>,
+    compiles: Arc<Semaphore>,
+    compile_wait: Duration,
+    memory: MemoryCache,
     modules: Arc<dyn ObjectStore>,
 }
 
@@ -44,6 +60,7 @@ impl Artifacts {
         linkers: Linkers,
         dir: PathBuf,
         modules: Arc<dyn ObjectStore>,
+        bounds: Bounds,
     ) -> Result<Self> {
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io("cannot create the wasm cache directory", e))?;
@@ -54,7 +71,9 @@ impl Artifacts {
             dir,
             compat,
             compilations: Arc::default(),
-            loaded: Mutex::default(),
+            compiles: Arc::new(Semaphore::new(bounds.max_compiles.max(1))),
+            compile_wait: bounds.compile_wait,
+            memory: MemoryCache::new(bounds.memory_bytes),
             modules,
         })
     }
@@ -64,26 +83,39 @@ impl Artifacts {
         self.compilations.load(Ordering::Relaxed)
     }
 
+    /// Bytes and count of modules held in memory now.
+    pub(crate) fn memory_usage(&self) -> (u64, usize) {
+        (self.memory.bytes(), self.memory.len())
+    }
+
     /// The prepared module `sha256`: from memory, else disk, else `bytes` (or the
     /// object store) compiled now. Concurrent callers share one load.
     pub(crate) async fn get(&self, sha256: &str, bytes: Option<Bytes>) -> Result<Arc<Prepared>> {
-        let cell = self.cell(sha256);
+        let cell = self.memory.cell(sha256);
         if let Some(prepared) = cell.get() {
             return Ok(prepared.clone());
         }
+        let mut size = 0;
         let loaded = cell
-            .get_or_try_init(|| self.load(sha256, bytes))
+            .get_or_try_init(|| async {
+                let (prepared, bytes) = self.load(sha256, bytes).await?;
+                size = bytes;
+                Ok::<_, Error>(Arc::new(prepared))
+            })
             .await
             .cloned();
-        if loaded.is_err() {
-            self.evict(sha256);
+        match &loaded {
+            Err(_) => self.memory.evict(sha256),
+            Ok(_) if size > 0 => self.memory.loaded(sha256, size),
+            Ok(_) => {}
         }
         loaded
     }
 
-    /// Drops the module from memory and disk.
+    /// Drops the module from memory and disk. Call it only when no function uses
+    /// the module any more (the API counts its users across owners).
     pub(crate) async fn forget(&self, sha256: &str) {
-        self.evict(sha256);
+        self.memory.evict(sha256);
         if let Err(e) = tokio::fs::remove_file(self.path(sha256)).await
             && e.kind() != std::io::ErrorKind::NotFound
         {
@@ -91,31 +123,17 @@ impl Artifacts {
         }
     }
 
-    fn cell(&self, sha256: &str) -> Cell {
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(cell) = loaded.get(sha256) {
-            return cell.clone();
-        }
-        loaded.entry(sha256.to_string()).or_default().clone()
-    }
-
-    fn evict(&self, sha256: &str) {
-        self.loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(sha256);
-    }
-
     fn path(&self, sha256: &str) -> PathBuf {
         self.dir.join(format!("{sha256}-{}.cwasm", self.compat))
     }
 
-    async fn load(&self, sha256: &str, bytes: Option<Bytes>) -> Result<Arc<Prepared>> {
+    /// The module and the size of its compiled artifact in bytes.
+    async fn load(&self, sha256: &str, bytes: Option<Bytes>) -> Result<(Prepared, u64)> {
         let path = self.path(sha256);
         let (engine, linkers) = (self.engine.clone(), self.linkers.clone());
         let disk = path.clone();
-        if let Some(prepared) = blocking(move || Ok(from_disk(&engine, &linkers, &disk))).await? {
-            return Ok(Arc::new(prepared));
+        if let Some(found) = blocking(move || Ok(from_disk(&engine, &linkers, &disk))).await? {
+            return Ok(found);
         }
         let bytes = match bytes {
             Some(bytes) if digest_matches(&bytes, sha256) => bytes,
@@ -132,15 +150,27 @@ impl Artifacts {
                 bytes
             }
         };
+        let turn = tokio::time::timeout(self.compile_wait, self.compiles.clone().acquire_owned());
+        let permit = match turn.await {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                return Err(Error::Overloaded(format!(
+                    "too many modules are compiling (waited {} s); retry shortly",
+                    self.compile_wait.as_secs()
+                )));
+            }
+        };
         let (engine, linkers) = (self.engine.clone(), self.linkers.clone());
         let counter = self.compilations.clone();
         let module = sha256.to_string();
-        let prepared = blocking(move || {
+        // The permit moves into the blocking task: it bounds compilations that
+        // run, even when the caller stops waiting.
+        blocking(move || {
+            let _permit = permit;
             counter.fetch_add(1, Ordering::Relaxed);
             compile(&engine, &linkers, &bytes, &path, &module)
         })
-        .await?;
-        Ok(Arc::new(prepared))
+        .await
     }
 
     async fn fetch(&self, sha256: &str) -> Result<Bytes> {
@@ -160,8 +190,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| Error::Internal(format!("compilation task failed: {e}")))?
 }
 
-/// Loads and links a cached artifact; `None` when absent or unusable (removed).
-fn from_disk(engine: &Engine, linkers: &Linkers, path: &Path) -> Option<Prepared> {
+/// Loads and links a cached artifact, with its size; `None` when absent or
+/// unusable (removed).
+fn from_disk(engine: &Engine, linkers: &Linkers, path: &Path) -> Option<(Prepared, u64)> {
+    let size = std::fs::metadata(path).ok()?.len();
     let kind = match Engine::detect_precompiled_file(path) {
         Ok(Some(kind)) => kind,
         Ok(None) | Err(_) => return None,
@@ -182,7 +214,7 @@ fn from_disk(engine: &Engine, linkers: &Linkers, path: &Path) -> Option<Prepared
         .map_err(|e| describe(&e))
         .and_then(|c| linkers.link(c).map_err(|e| e.to_string()));
     match linked {
-        Ok(prepared) => Some(prepared),
+        Ok(prepared) => Some((prepared, size)),
         Err(why) => {
             tracing::warn!(path = %path.display(), error = %why, "dropping an unusable cached wasm artifact");
             let _ = std::fs::remove_file(path);
@@ -199,14 +231,15 @@ pub(crate) enum Compiled {
     Component(Component),
 }
 
-/// Validates, compiles, links and writes the artifact to `path`.
+/// Validates, compiles, links and writes the artifact to `path`; returns it with
+/// the artifact's size.
 fn compile(
     engine: &Engine,
     linkers: &Linkers,
     bytes: &[u8],
     path: &Path,
     sha256: &str,
-) -> Result<Prepared> {
+) -> Result<(Prepared, u64)> {
     let started = Instant::now();
     let compiled = match wasm_kind(bytes)? {
         Precompiled::Module => Module::new(engine, bytes).map(Compiled::Module),
@@ -223,14 +256,19 @@ fn compile(
         ms = started.elapsed().as_millis() as u64,
         "compiled wasm"
     );
-    match serialized
-        .map_err(|e| std::io::Error::other(describe(&e)))
-        .and_then(|s| write_atomically(path, &s))
-    {
-        Ok(()) => {}
-        Err(e) => tracing::warn!(module = sha256, error = %e, "cannot write the wasm cache"),
-    }
-    Ok(prepared)
+    let size = match serialized {
+        Ok(s) => {
+            if let Err(e) = write_atomically(path, &s) {
+                tracing::warn!(module = sha256, error = %e, "cannot write the wasm cache");
+            }
+            s.len() as u64
+        }
+        Err(e) => {
+            tracing::warn!(module = sha256, error = %describe(&e), "cannot serialize a module");
+            bytes.len() as u64
+        }
+    };
+    Ok((prepared, size))
 }
 
 /// Core module or component, from the binary header.

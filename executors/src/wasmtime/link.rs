@@ -103,6 +103,9 @@ mod tests {
             max_instances: 1,
             max_memory_mb: 16,
             tmp_cap_bytes: 0,
+            max_compiles: 1,
+            compile_wait: std::time::Duration::from_secs(1),
+            cache_bytes: 1 << 20,
         };
         let engine = crate::wasmtime::engine::build(&config).unwrap();
         let module = wasmtime::Module::new(&engine, wat::parse_str(wat).unwrap()).unwrap();

@@ -163,12 +163,24 @@ fn link_or_copy(staged: &Path, grants: &[ObjectGrant], view: &Path) -> Result<()
         let dst_dir = view.join(&g.function_id);
         let dst = dst_dir.join(&g.name);
         std::fs::create_dir_all(&dst_dir).map_err(|e| Error::io("cannot stage an object", e))?;
-        if std::fs::hard_link(&src, &dst).is_err() {
-            std::fs::copy(&src, &dst)
-                .map_err(|e| Error::io(&format!("object {} is not staged", g.key()), e))?;
+        if dst.exists() || std::fs::hard_link(&src, &dst).is_ok() {
+            continue; // granted twice, or linked
         }
+        copy_new(&src, &dst)
+            .map_err(|e| Error::io(&format!("object {} is not staged", g.key()), e))?;
     }
     Ok(())
+}
+
+/// Copies `src` into a new file `dst` (never opening an existing file for
+/// writing: `dst` may not truncate what a link shares with the object store).
+fn copy_new(src: &Path, dst: &Path) -> std::io::Result<()> {
+    let mut from = std::fs::File::open(src)?;
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dst)?;
+    std::io::copy(&mut from, &mut to).map(drop)
 }
 
 /// True when `staged` holds the granted `<function_id>/<name>` files and nothing else.
@@ -272,5 +284,27 @@ mod tests {
             assert!(!safe_component(bad), "{bad:?}");
         }
         assert!(safe_component("report.pdf"));
+    }
+
+    fn grant(name: &str) -> ObjectGrant {
+        ObjectGrant {
+            alias: name.into(),
+            function_id: "f".into(),
+            name: name.into(),
+            size: 5,
+            content_type: "text/plain".into(),
+        }
+    }
+
+    #[test]
+    fn an_object_granted_twice_is_viewed_once_and_never_truncated() {
+        let staged = tempfile::tempdir().unwrap();
+        let view = tempfile::tempdir().unwrap();
+        std::fs::create_dir(staged.path().join("f")).unwrap();
+        std::fs::write(staged.path().join("f/x"), b"bytes").unwrap();
+        let grants = [grant("x"), grant("x")];
+        link_or_copy(staged.path(), &grants, view.path()).unwrap();
+        assert_eq!(std::fs::read(staged.path().join("f/x")).unwrap(), b"bytes");
+        assert_eq!(std::fs::read(view.path().join("f/x")).unwrap(), b"bytes");
     }
 }

@@ -132,6 +132,9 @@ pub fn test_config(cache_dir: PathBuf) -> WasmtimeConfig {
         max_instances: 8,
         max_memory_mb: 256,
         tmp_cap_bytes: 1 << 20,
+        max_compiles: 2,
+        compile_wait: Duration::from_secs(30),
+        cache_bytes: 256 << 20,
     }
 }
 
@@ -144,10 +147,16 @@ pub struct Harness {
 
 impl Harness {
     pub fn new() -> Self {
+        Self::with(|_| {})
+    }
+
+    /// A harness whose executor's settings `tune` adjusts.
+    pub fn with(tune: impl FnOnce(&mut WasmtimeConfig)) -> Self {
         let cache = tempfile::tempdir().unwrap();
         let store = Arc::new(MemStore::default());
-        let executor =
-            WasmtimeExecutor::new(test_config(cache.path().to_path_buf()), store.clone()).unwrap();
+        let mut config = test_config(cache.path().to_path_buf());
+        tune(&mut config);
+        let executor = WasmtimeExecutor::new(config, store.clone()).unwrap();
         Harness {
             executor,
             store,

@@ -1,7 +1,8 @@
 //! [`EmbeddedObjects`]: objects as files under `<data>/objects/<bucket>/<name>`,
 //! metadata in the `objects` table. A put streams to a temp file (hashing and
-//! counting as it goes), then renames it into place: readers never see a partial
-//! object and a refused upload leaves nothing behind.
+//! counting as it goes), makes it read-only (0444), then renames it into place:
+//! readers never see a partial object, a refused upload leaves nothing behind, and
+//! a stored file is never written again (a replacement is a new file).
 
 use std::path::PathBuf;
 
@@ -100,7 +101,21 @@ async fn spool(tmp: &PathBuf, mut body: BodyStream<'_>, max_size: u64) -> Result
     file.sync_all()
         .await
         .map_err(|e| Error::io("sync object", e))?;
+    drop(file);
+    read_only(tmp).await?;
     Ok((size, hex::encode(hasher.finalize())))
+}
+
+/// Makes a spooled object read-only before it is placed: stored files are immutable.
+async fn read_only(path: &PathBuf) -> Result<()> {
+    let mut perms = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| Error::io("stat object", e))?
+        .permissions();
+    perms.set_readonly(true);
+    tokio::fs::set_permissions(path, perms)
+        .await
+        .map_err(|e| Error::io("protect object", e))
 }
 
 #[async_trait]

@@ -114,7 +114,8 @@ pub trait Executor: Send + Sync + 'static {
     async fn prepare(&self, function: &Function, artifact: Option<Bytes>) -> Result<()>;
     /// Runs one execution.
     async fn execute(&self, request: ExecutionRequest) -> Result<RawOutcome>;
-    /// Drops what was cached for a deleted function.
+    /// Drops what was cached for a deleted function (called only when no other
+    /// function shares it, e.g. the same wasm module).
     async fn forget(&self, _function: &Function) {}
     /// Fails with `Unavailable` when the executor cannot run anything now.
     async fn ready(&self) -> Result<()> {

@@ -7,6 +7,8 @@ use tracing::Instrument;
 
 use super::Worker;
 use super::context::Prepared;
+use super::defer::{Availability, unclaimed};
+use super::guard::AttemptGuard;
 use crate::model::{Execution, ExecutionStatus, now};
 use crate::outcome::{FinalFields, Limits, classify};
 use std::sync::Arc;
@@ -14,14 +16,33 @@ use std::sync::Arc;
 use crate::ports::{Delivery, ExecutionRequest, Executor};
 use crate::{Error, Result};
 
+/// How long an execution this worker cannot run waits before another worker may
+/// lease it.
+const PASS_DELAY: Duration = Duration::from_secs(1);
+
+/// The lease renewal of a claimed attempt; stops when dropped.
+struct Renewal {
+    task: tokio::task::JoinHandle<()>,
+    /// Fires when another attempt owns the execution now.
+    lost: CancellationToken,
+}
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// What became of an attempt.
-enum Settled {
+pub(super) enum Settled {
     /// Recorded a final state (or found one): ack.
     Done,
     /// An infrastructure fault: deliver again later.
     Retry(Error),
     /// Shutdown or lease lost: leave it to the queue.
     Abandoned,
+    /// Another worker can run it and this one cannot: hand it back at once.
+    Pass,
 }
 
 impl Worker {
@@ -47,6 +68,7 @@ impl Worker {
                 self.queue.nack(delivery, delay).await
             }
             Settled::Abandoned => self.queue.nack(delivery, Duration::ZERO).await,
+            Settled::Pass => self.queue.nack(delivery, PASS_DELAY).await,
         };
         if let Err(e) = result {
             tracing::warn!(error = %e, "could not settle the delivery; the queue will redeliver it");
@@ -62,53 +84,61 @@ impl Worker {
         if exec.status.is_final() {
             return Ok(Settled::Done);
         }
-        if exec.attempt >= self.config.max_attempts {
-            let msg = format!(
-                "gave up after {} attempts: {}",
-                exec.attempt,
-                exec.error
-                    .clone()
-                    .unwrap_or_else(|| "every attempt was interrupted".into())
-            );
+        if let Some(msg) = self.out_of_attempts(&exec) {
             let attempt = exec_attempt(&exec);
             return self.finish_with_error(exec, rev, attempt, &msg).await;
         }
-        let prepared = match self.prepare(&exec).await {
-            Ok(p) => p,
+        let owner = Some(exec.owner_id.as_str());
+        let Some(function) = self.store.get_function(&exec.function_id, owner).await? else {
+            let attempt = exec_attempt(&exec);
+            let msg = "the function was deleted";
+            return self.finish_with_error(exec, rev, attempt, msg).await;
+        };
+        let executor = match self.executor_for(function.runtime).await {
+            Availability::Ready(e) => e,
+            Availability::Elsewhere => return Ok(Settled::Pass),
+            Availability::Unavailable(cause) => return self.defer(exec, rev, cause).await,
+        };
+        let before = exec.clone();
+        let Some((exec, rev)) = self.claim(exec, rev).await? else {
+            return Ok(Settled::Done);
+        };
+        // From here on the lease is renewed (staging a large object may take a
+        // while) and the guard owns the grant and the staging directory.
+        let renewal = self.renew(d.clone());
+        let mut guard = AttemptGuard::new(self.store.clone());
+        match self.prepare(&exec, function, &mut guard).await {
+            Ok(prepared) => {
+                self.run_claimed(exec, rev, prepared, guard, renewal, executor, stop)
+                    .await
+            }
             Err(Error::Invalid(msg)) | Err(Error::NotFound(msg)) => {
-                let attempt = exec_attempt(&exec);
-                return self.finish_with_error(exec, rev, attempt, &msg).await;
+                guard.release().await;
+                let attempt = exec.attempt;
+                self.finish_with_error(exec, rev, attempt, &msg).await
             }
-            Err(e) => return Err(e),
-        };
-        let executor = match self.executors.get(&prepared.function.runtime) {
-            Some(e) => e.clone(),
-            None => {
-                prepared.cleanup(&self.store).await;
-                return Err(Error::Unavailable(format!(
-                    "no {:?} executor on worker {}",
-                    prepared.function.runtime, self.config.worker_id
-                )));
+            Err(e) => {
+                guard.release().await;
+                self.defer(unclaimed(exec, &before), rev, e.to_string())
+                    .await
             }
-        };
-        if let Err(e) = executor.ready().await {
-            prepared.cleanup(&self.store).await;
-            return Err(e);
         }
-        let (exec, rev) = match self.claim(exec, rev).await? {
-            Some(claimed) => claimed,
-            None => {
-                prepared.cleanup(&self.store).await;
-                return Ok(Settled::Done);
-            }
-        };
-        self.run_claimed(d, exec, rev, prepared, executor, stop)
-            .await
+    }
+
+    /// Why `exec` may not run again, once it has used every attempt.
+    fn out_of_attempts(&self, exec: &Execution) -> Option<String> {
+        (exec.attempt >= self.config.max_attempts).then(|| {
+            let last = exec
+                .error
+                .as_deref()
+                .unwrap_or("every attempt was interrupted");
+            format!("gave up after {} attempts: {last}", exec.attempt)
+        })
     }
 
     /// Marks the execution `running` as its next attempt; `None` if it became final.
-    /// Attempts count runs that started, not deliveries: an execution waiting for an
-    /// unavailable executor is retried without using up its attempts.
+    /// Attempts count runs that started: preparation failures and an unavailable
+    /// executor are deferrals instead (see [`Worker::defer`]).
     async fn claim(&self, mut exec: Execution, rev: u64) -> Result<Option<(Execution, u64)>> {
         exec.status = ExecutionStatus::Running;
         exec.attempt += 1;
@@ -126,29 +156,29 @@ impl Worker {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn run_claimed(
         &self,
-        d: &Delivery,
         exec: Execution,
         rev: u64,
         prepared: Prepared,
+        guard: AttemptGuard,
+        renewal: Renewal,
         executor: Arc<dyn Executor>,
         stop: &CancellationToken,
     ) -> Result<Settled> {
         let function = prepared.function.clone();
         let limits = self.limits(&function);
         let request = self.request(&exec, &prepared, limits);
-        let lease_lost = CancellationToken::new();
-        let heartbeat = self.heartbeat(d.clone(), lease_lost.clone());
         let started = Instant::now();
         let outcome = tokio::select! {
             r = executor.execute(request) => Some(r),
             _ = stop.cancelled() => None,
-            _ = lease_lost.cancelled() => None,
+            _ = renewal.lost.cancelled() => None,
         };
-        heartbeat.abort();
+        drop(renewal);
         let elapsed = started.elapsed();
-        prepared.cleanup(&self.store).await;
+        guard.release().await;
         let outcome = match outcome {
             None => return Ok(Settled::Abandoned),
             Some(Err(e)) if e.is_retryable() => return Ok(Settled::Retry(e)),
@@ -193,24 +223,27 @@ impl Worker {
         }
     }
 
-    /// Renews the lease every third of the ack wait; cancels `lost` if it is gone.
-    fn heartbeat(&self, d: Delivery, lost: CancellationToken) -> tokio::task::JoinHandle<()> {
+    /// Renews the lease every third of the ack wait until the [`Renewal`] is dropped.
+    fn renew(&self, d: Delivery) -> Renewal {
         let queue = self.queue.clone();
         let every = (queue.ack_wait() / 3).max(Duration::from_millis(100));
-        tokio::spawn(async move {
+        let lost = CancellationToken::new();
+        let fired = lost.clone();
+        let task = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 match queue.extend(&d).await {
                     Ok(()) => {}
                     Err(Error::Conflict(_)) => {
                         tracing::warn!("lease lost: another attempt owns this execution now");
-                        lost.cancel();
+                        fired.cancel();
                         return;
                     }
                     Err(e) => tracing::warn!(error = %e, "lease extension failed"),
                 }
             }
-        })
+        });
+        Renewal { task, lost }
     }
 
     async fn record(
@@ -238,7 +271,7 @@ impl Worker {
         }
     }
 
-    async fn finish_with_error(
+    pub(super) async fn finish_with_error(
         &self,
         mut exec: Execution,
         rev: u64,
@@ -260,7 +293,7 @@ impl Worker {
 }
 
 /// The attempt a record shows when it fails before running (at least 1).
-fn exec_attempt(e: &Execution) -> u32 {
+pub(super) fn exec_attempt(e: &Execution) -> u32 {
     e.attempt.max(1)
 }
 

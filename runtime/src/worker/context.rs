@@ -1,39 +1,25 @@
 //! What one attempt needs besides the record: the function, the decrypted secrets
 //! as env vars, the granted objects staged on disk, and the capability grant that
-//! lets a container read those objects over `API_BASE_URL`.
+//! lets a container read those objects over `API_BASE_URL`. The grant and the
+//! staging directory belong to the attempt's [`AttemptGuard`].
+//!
+//! Stored objects are never written from here: a stage is a fresh directory of
+//! hard links (or copies made with `create_new`, which never opens an existing
+//! file), each object staged once however many aliases name it.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use super::Worker;
+use super::guard::AttemptGuard;
 use crate::input::{ObjectInput, parse};
 use crate::model::{Execution, Function, objects_bucket};
 use crate::ports::{ObjectGrant, ObjectStore};
-use crate::store::{Store, buckets};
+use crate::store::{Grant, grant_key};
 use crate::{Error, Result};
-
-/// A capability grant: while it exists, `API_BASE_URL/<function_id>/<name>` serves
-/// exactly these objects to whoever holds the token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Grant {
-    /// The execution it belongs to.
-    pub execution_id: String,
-    /// The owner whose objects it exposes.
-    pub owner_id: String,
-    /// `<function_id>/<name>` keys it allows.
-    pub keys: Vec<String>,
-    /// Unix seconds after which it is void.
-    pub expires_at: i64,
-}
-
-/// Hex SHA-256 of a capability token: the key of its grant.
-pub fn grant_key(token: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(token.as_bytes()))
-}
 
 /// The resolved context of one attempt.
 pub(super) struct Prepared {
@@ -41,71 +27,56 @@ pub(super) struct Prepared {
     pub env: Vec<(String, String)>,
     pub grants: Vec<ObjectGrant>,
     pub staging: Option<PathBuf>,
-    grant_key: Option<String>,
-}
-
-impl Prepared {
-    /// Removes staged files and the capability grant.
-    pub async fn cleanup(&self, store: &Store) {
-        if let Some(dir) = &self.staging {
-            let _ = tokio::fs::remove_dir_all(dir).await;
-        }
-        if let Some(key) = &self.grant_key {
-            let _ = store.kv().delete(buckets::GRANTS, key).await;
-        }
-    }
 }
 
 impl Worker {
-    /// Resolves function, secrets and objects. `Invalid`/`NotFound` fail the
-    /// execution; other errors are retried.
-    pub(super) async fn prepare(&self, exec: &Execution) -> Result<Prepared> {
-        let function = self
-            .store
-            .get_function(&exec.function_id, Some(&exec.owner_id))
-            .await?
-            .ok_or_else(|| Error::NotFound("the function was deleted".into()))?;
+    /// Resolves secrets and objects of a claimed attempt of `function`; stages the
+    /// objects and writes their grant, both owned by `guard`. `Invalid`/`NotFound`
+    /// fail the execution; other errors defer it.
+    pub(super) async fn prepare(
+        &self,
+        exec: &Execution,
+        function: Function,
+        guard: &mut AttemptGuard,
+    ) -> Result<Prepared> {
         let parsed = parse(&exec.input)?;
         let mut env = self.secret_env(exec, &parsed.secrets).await?;
         let grants = self.resolve_objects(exec, &parsed.objects).await?;
-        let base = self.config.api_base_url.trim_end_matches('/');
-        // Without objects there is nothing to grant: the URL then answers 404 for
-        // every object, and no grant record is written (two store writes saved).
-        let (token, grant_key) = match grants.is_empty() {
-            true => ("none".to_string(), None),
+        // Without objects there is nothing to stage or grant: the URL then answers
+        // 404 for every object, and no grant record is written.
+        let (staging, token) = match grants.is_empty() {
+            true => (None, "none".to_string()),
             false => {
+                let staging = self.stage(exec, &grants, guard).await?;
                 let token = random_token();
-                let key = self.grant(exec, &function, &grants, &token).await?;
-                (token, Some(key))
+                self.grant(exec, &function, &grants, &token, guard).await?;
+                (Some(staging), token)
             }
         };
+        let base = self.config.api_base_url.trim_end_matches('/');
         env.push((
             "API_BASE_URL".into(),
             format!("{base}/api/exec-objects/{token}"),
         ));
         env.push(("FAAS_EXECUTION_ID".into(), exec.id.clone()));
         env.push(("FAAS_FUNCTION_ID".into(), exec.function_id.clone()));
-        let staging = match grants.is_empty() {
-            true => None,
-            false => Some(self.stage(exec, &grants).await?),
-        };
         Ok(Prepared {
             function,
             env,
             grants,
             staging,
-            grant_key,
         })
     }
 
-    /// Writes the capability grant of `token`; returns its key.
+    /// Writes the capability grant of `token`, owned by `guard`.
     async fn grant(
         &self,
         exec: &Execution,
         function: &Function,
         grants: &[ObjectGrant],
         token: &str,
-    ) -> Result<String> {
+        guard: &mut AttemptGuard,
+    ) -> Result<()> {
         let key = grant_key(token);
         let grant = Grant {
             execution_id: exec.id.clone(),
@@ -115,8 +86,8 @@ impl Worker {
                 + function.timeout_secs.min(self.config.max_timeout.as_secs()) as i64
                 + 60,
         };
-        self.store.put_json(buckets::GRANTS, &key, &grant).await?;
-        Ok(key)
+        guard.own_grant(key.clone());
+        self.store.put_grant(&key, &grant).await
     }
 
     async fn secret_env(
@@ -131,7 +102,12 @@ impl Worker {
                 .find_secret(&exec.owner_id, name)
                 .await?
                 .ok_or_else(|| Error::NotFound(format!("secret {name} does not exist")))?;
-            let value = self.secrets.open(&secret.sealed, &secret.id)?;
+            let value = self.secrets.open(&secret.sealed, &secret.id).map_err(|_| {
+                Error::Internal(format!(
+                    "secret {name} could not be decrypted: the secrets key changed \
+                     (FAAS_SECRETS_KEY differs from the key that sealed it)"
+                ))
+            })?;
             let value = String::from_utf8(value)
                 .map_err(|_| Error::Invalid(format!("secret {name} is not UTF-8")))?;
             env.push((name.to_uppercase(), value));
@@ -139,13 +115,18 @@ impl Worker {
         Ok(env)
     }
 
+    /// The objects `inputs` name, each once (two aliases of one object are one grant).
     async fn resolve_objects(
         &self,
         exec: &Execution,
         inputs: &[ObjectInput],
     ) -> Result<Vec<ObjectGrant>> {
-        let mut grants = Vec::with_capacity(inputs.len());
+        let mut grants: Vec<ObjectGrant> = Vec::with_capacity(inputs.len());
+        let mut seen = HashSet::new();
         for i in inputs {
+            if !seen.insert((i.function_id.as_str(), i.name.as_str())) {
+                continue;
+            }
             let not_found =
                 || Error::NotFound(format!("object {}/{} not found", i.function_id, i.name));
             self.store
@@ -171,13 +152,24 @@ impl Worker {
         Ok(grants)
     }
 
-    /// Places each granted object at `<staging>/<function_id>/<name>`: a hard link
-    /// when the backend keeps a local file, else a streamed copy.
-    async fn stage(&self, exec: &Execution, grants: &[ObjectGrant]) -> Result<PathBuf> {
-        let dir = self
-            .config
-            .staging_dir
-            .join(format!("{}-{}", exec.id, uuid::Uuid::new_v4()));
+    /// Places each granted object at `<staging>/<function_id>/<name>` in a fresh
+    /// directory owned by `guard`: a hard link when the backend keeps a local file,
+    /// else a copy into a new file.
+    async fn stage(
+        &self,
+        exec: &Execution,
+        grants: &[ObjectGrant],
+        guard: &mut AttemptGuard,
+    ) -> Result<PathBuf> {
+        let root = self.config.staging_dir.join(&self.config.worker_id);
+        tokio::fs::create_dir_all(&root)
+            .await
+            .map_err(|e| Error::io("staging dir", e))?;
+        let dir = root.join(format!("{}-{}", exec.id, uuid::Uuid::new_v4()));
+        guard.own_staging(dir.clone());
+        tokio::fs::create_dir(&dir)
+            .await
+            .map_err(|e| Error::io("staging dir", e))?;
         for g in grants {
             let target_dir = dir.join(&g.function_id);
             tokio::fs::create_dir_all(&target_dir)
@@ -197,6 +189,8 @@ impl Worker {
     }
 }
 
+/// Streams an object into `target`, which must not exist yet (`create_new`): a
+/// copy never opens, let alone truncates, a file someone else holds.
 async fn copy_object(
     store: &dyn ObjectStore,
     bucket: &str,
@@ -204,7 +198,10 @@ async fn copy_object(
     target: &Path,
 ) -> Result<()> {
     let (_, mut body) = store.get(bucket, name).await?;
-    let mut file = tokio::fs::File::create(target)
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(target)
         .await
         .map_err(|e| Error::io("stage object", e))?;
     while let Some(chunk) = body.next().await {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
+use crate::model::RuntimeKind;
 use crate::store::{Store, buckets};
 
 /// How often a worker refreshes its record.
@@ -29,6 +30,9 @@ pub struct WorkerPresence {
     pub running: usize,
     /// Its concurrency limit.
     pub max_concurrent: usize,
+    /// The runtimes it can run (its executors).
+    #[serde(default)]
+    pub runtimes: Vec<RuntimeKind>,
     /// Start time.
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
@@ -76,6 +80,24 @@ pub async fn list(store: &Store) -> crate::Result<Vec<WorkerPresence>> {
     rows.into_iter()
         .map(|(_, e)| serde_json::from_slice(&e.value).map_err(crate::Error::from))
         .collect()
+}
+
+/// True when a live worker other than `me` offers `runtime`.
+pub async fn offered_elsewhere(
+    store: &Store,
+    runtime: RuntimeKind,
+    me: &str,
+) -> crate::Result<bool> {
+    Ok(list(store)
+        .await?
+        .iter()
+        .any(|p| p.worker_id != me && p.is_live() && p.runtimes.contains(&runtime)))
+}
+
+/// True when a live worker offers `runtime` (what a deploy checks when its own
+/// process cannot run the function).
+pub async fn offered(store: &Store, runtime: RuntimeKind) -> crate::Result<bool> {
+    offered_elsewhere(store, runtime, "").await
 }
 
 /// Removes every heartbeat record: for a single-process deployment at start-up,
