@@ -1,8 +1,9 @@
-//! [`Store`]: typed repositories (users, functions, executions, secrets) over any
-//! [`KvStore`]. Records are JSON; secondary indexes are extra keys
+//! [`Store`]: typed repositories (users, functions, executions, secrets, the
+//! installation id) over any [`KvStore`]. Records are JSON; secondary indexes are extra keys
 //! (`<owner>.<id>`) so that every backend only needs get/create/update/scan.
 
 mod executions;
+mod installation;
 mod records;
 
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub mod buckets {
     pub const GRANTS: &str = "grants";
     /// Worker heartbeats, by worker id.
     pub const WORKERS: &str = "workers";
+    /// The installation's id (one key, created once).
+    pub const INSTALLATION: &str = "installation";
     /// Every bucket above.
     pub const ALL: &[&str] = &[
         USERS,
@@ -53,6 +56,7 @@ pub mod buckets {
         SECRET_NAMES,
         GRANTS,
         WORKERS,
+        INSTALLATION,
     ];
 }
 
