@@ -105,7 +105,9 @@ async fn function_images(store: &Store) -> faas_runtime::Result<Vec<String>> {
         for user in &users.items {
             let mut after: Option<String> = None;
             loop {
-                let page = store.list_functions(&user.id, after.as_deref(), PAGE).await?;
+                let page = store
+                    .list_functions(&user.id, after.as_deref(), PAGE)
+                    .await?;
                 images.extend(page.items.into_iter().filter_map(|f| f.image_url));
                 match page.next_cursor {
                     Some(next) => after = Some(next),

@@ -72,8 +72,7 @@ impl Platform {
             if functions_base.is_none() {
                 functions_base = Some(match gateway {
                     Some(gateway) => {
-                        spawn_gateway_listener(gateway, bound, state, &shutdown, &mut tasks)
-                            .await?
+                        spawn_gateway_listener(gateway, bound, state, &shutdown, &mut tasks).await?
                     }
                     None => format!("http://{bound}"),
                 });
@@ -160,9 +159,7 @@ async fn spawn_api(
     tasks.push(tokio::spawn(async move {
         let shutdown = async move { stop.cancelled().await };
         let served = match split {
-            Some(gateway) => {
-                faas_api::serve_with_gateway(listener, state, gateway, shutdown).await
-            }
+            Some(gateway) => faas_api::serve_with_gateway(listener, state, gateway, shutdown).await,
             None => faas_api::serve(listener, state, shutdown).await,
         };
         if let Err(e) = served {

@@ -80,7 +80,13 @@ async fn reap_leaves_other_installations_and_unlabelled_containers_alone() {
     let docker = images::docker().await;
     let pid = std::process::id();
     let dead_worker = format!("gone-worker-{pid}");
-    let other = orphan_of(&docker, Some("another-installation"), &dead_worker, "exec-a").await;
+    let other = orphan_of(
+        &docker,
+        Some("another-installation"),
+        &dead_worker,
+        "exec-a",
+    )
+    .await;
     let old = orphan_of(&docker, None, &dead_worker, "exec-old").await;
     let ours = orphan(&docker, &dead_worker, "exec-ours").await;
     let executor = executor("installations").await;

@@ -152,9 +152,12 @@ async fn pull(
             "pulling {}: docker engine unreachable: {message}",
             image.as_str()
         ))),
-        Answer::Refused { message, .. } | Answer::Stream(message) => Ok(Pulled::Unusable(
-            Unusable::Fault(format!("image pull failed: {}: {message}", image.pull_ref())),
-        )),
+        Answer::Refused { message, .. } | Answer::Stream(message) => {
+            Ok(Pulled::Unusable(Unusable::Fault(format!(
+                "image pull failed: {}: {message}",
+                image.pull_ref()
+            ))))
+        }
     }
 }
 

@@ -125,7 +125,9 @@ pub(crate) async fn remove_unused(
                         Answer::Unreachable(message),
                     ));
                 }
-                other => tracing::warn!(image = %image, answer = ?other, "removing an image failed"),
+                other => {
+                    tracing::warn!(image = %image, answer = ?other, "removing an image failed")
+                }
             },
         }
     }
