@@ -219,3 +219,43 @@ async fn a_deleted_functions_pulled_image_is_removed_and_a_provided_one_kept() {
     platform.stop().await;
     docker(&["network", "rm", &name]);
 }
+
+#[tokio::test]
+async fn an_image_outside_the_allow_list_is_refused_at_deploy_naming_the_patterns() {
+    let name = network("allow-list");
+    let data = tempfile::tempdir().unwrap();
+    let network = format!("--network-name={name}");
+    let config = harness::config(
+        data.path(),
+        &[
+            "--docker=on",
+            network.as_str(),
+            "--allowed-images=registry.local/team/*,python:3.*",
+        ],
+    );
+    let platform = Platform::start(config).await.expect("platform starts");
+    let api = Api::new(&format!("http://{}", platform.addr.unwrap()));
+    let (t, _) = api.user("ada").await;
+    let refused = api
+        .post(
+            &t,
+            "/api/functions",
+            json!({"name": "other", "image_url": "alpine:3", "pull_policy": "never"}),
+        )
+        .await
+        .expect_error(400, "invalid_image");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("registry.local/team/*, python:3.*"),
+        "{message}"
+    );
+    api.post(
+        &t,
+        "/api/functions",
+        json!({"name": "ok", "image_url": "python:3.12"}),
+    )
+    .await
+    .expect(201);
+    platform.stop().await;
+    docker(&["network", "rm", &name]);
+}
