@@ -21,6 +21,17 @@ fn network(test: &str) -> String {
     format!("faas-test-{test}-{}", std::process::id())
 }
 
+/// Removes the network when the test ends, also when it fails.
+struct RemoveNetwork(String);
+
+impl Drop for RemoveNetwork {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["network", "rm", &self.0])
+            .output();
+    }
+}
+
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
         .args(args)
@@ -79,6 +90,7 @@ async fn the_gateway_answers_only_capability_routes_when_the_api_listens_everywh
          echo \"{\\\"got\\\":\\\"$v\\\"}\"",
     );
     let name = network("gateway");
+    let _network = RemoveNetwork(name.clone());
     let data = tempfile::tempdir().unwrap();
     let (platform, port) = platform(data.path(), &name, true).await;
     let gateway = Api::new(&format!("http://{}:{port}", gateway_of(&name)));
@@ -121,7 +133,6 @@ async fn the_gateway_answers_only_capability_routes_when_the_api_listens_everywh
         "the object came over the gateway"
     );
     platform.stop().await;
-    docker(&["network", "rm", &name]);
 }
 
 /// The containers labelled with `execution`.
@@ -138,6 +149,7 @@ async fn two_installations_on_one_engine_leave_each_others_containers_alone() {
     let image = "faas-test-isolation-sleeper:busybox";
     build(image, "/bin/busybox sleep 5; echo '{\"slept\":true}'");
     let name = network("installations");
+    let _network = RemoveNetwork(name.clone());
     let (a_data, b_data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (a, a_port) = platform(a_data.path(), &name, false).await;
     let (b, _) = platform(b_data.path(), &name, false).await;
@@ -164,7 +176,6 @@ async fn two_installations_on_one_engine_leave_each_others_containers_alone() {
     assert_eq!(done["attempt"], 1, "ran once, never interrupted");
     b.stop().await;
     a.stop().await;
-    docker(&["network", "rm", &name]);
 }
 
 #[tokio::test]
@@ -178,6 +189,7 @@ async fn a_deleted_functions_pulled_image_is_removed_and_a_provided_one_kept() {
     let provided = "faas-test-provided-kept:busybox";
     build(provided, "echo '{}'");
     let name = network("image-removal");
+    let _network = RemoveNetwork(name.clone());
     let data = tempfile::tempdir().unwrap();
     let (platform, port) = platform(data.path(), &name, false).await;
     let api = &Api::new(&format!("http://127.0.0.1:{port}"));
@@ -217,12 +229,12 @@ async fn a_deleted_functions_pulled_image_is_removed_and_a_provided_one_kept() {
         "the image the operator provided stays"
     );
     platform.stop().await;
-    docker(&["network", "rm", &name]);
 }
 
 #[tokio::test]
 async fn an_image_outside_the_allow_list_is_refused_at_deploy_naming_the_patterns() {
     let name = network("allow-list");
+    let _network = RemoveNetwork(name.clone());
     let data = tempfile::tempdir().unwrap();
     let network = format!("--network-name={name}");
     let config = harness::config(
@@ -257,5 +269,4 @@ async fn an_image_outside_the_allow_list_is_refused_at_deploy_naming_the_pattern
     .await
     .expect(201);
     platform.stop().await;
-    docker(&["network", "rm", &name]);
 }
