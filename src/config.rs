@@ -161,6 +161,9 @@ pub struct ServeConfig {
     /// Docker network of containers that read objects.
     #[arg(long, env = "NETWORK_NAME", default_value = "faas-functions")]
     pub network_name: String,
+    /// Images functions may use: comma-separated glob patterns (`registry.local/team/*,python:3.*`); `*` allows all.
+    #[arg(long, env = "FAAS_ALLOWED_IMAGES", default_value = "*")]
+    pub allowed_images: String,
 }
 
 /// How every process connects to NATS (all optional; NATS_URL may list several

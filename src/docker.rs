@@ -1,11 +1,12 @@
-//! Wiring of the Docker executor: connect when configured, the capability listener
-//! on the functions' network gateway, and the periodic reaper of orphaned containers.
+//! Wiring of the Docker executor: connect when configured (with the installation's
+//! id and the image allow-list), and the periodic sweep that removes orphaned
+//! containers of this installation and the pulled images no function uses.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use faas_executors::docker::{DockerConfig, DockerExecutor};
+use faas_executors::docker::{AllowedImages, DockerConfig, DockerExecutor};
 use faas_runtime::store::Store;
 use faas_runtime::worker::presence;
 use tokio_util::sync::CancellationToken;
@@ -15,6 +16,7 @@ use crate::config::{DockerMode, ServeConfig};
 /// The Docker executor, if the mode asks for it and (for `auto`) an engine answers.
 pub async fn connect(
     c: &ServeConfig,
+    store: &Store,
     worker_id: &str,
 ) -> anyhow::Result<Option<Arc<DockerExecutor>>> {
     if c.docker == DockerMode::Off {
@@ -23,6 +25,9 @@ pub async fn connect(
     let config = DockerConfig {
         network: c.network_name.clone(),
         worker_id: worker_id.to_string(),
+        installation_id: store.installation_id().await?,
+        allowed_images: AllowedImages::parse(&c.allowed_images),
+        pulled_images_file: Some(c.data_dir.join("pulled-images")),
         ..DockerConfig::default()
     };
     match DockerExecutor::connect(config).await {
@@ -37,8 +42,9 @@ pub async fn connect(
     }
 }
 
-/// Removes labelled containers whose execution is no longer active or whose worker
-/// no longer sends heartbeats: at once, then every `every` until `stop`.
+/// Removes this installation's containers whose execution is no longer active or
+/// whose worker no longer sends heartbeats, then pulled images that no function
+/// uses: at once, then every `every` until `stop`.
 pub async fn reap_forever(
     docker: Arc<DockerExecutor>,
     store: Store,
@@ -50,6 +56,9 @@ pub async fn reap_forever(
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "orphaned function containers removed"),
             Err(e) => tracing::warn!(error = %e, "reaping containers failed"),
+        }
+        if let Err(e) = remove_unused_images(&docker, &store).await {
+            tracing::warn!(error = %e, "removing unused images failed");
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -69,4 +78,46 @@ async fn reap_once(docker: &DockerExecutor, store: &Store) -> faas_runtime::Resu
     docker
         .reap(|exec, worker| active.contains(exec) && live.contains(worker))
         .await
+}
+
+/// Removes the images the platform pulled that no function of the installation
+/// names (nothing when the platform pulled nothing, or the listing fails).
+async fn remove_unused_images(
+    docker: &DockerExecutor,
+    store: &Store,
+) -> faas_runtime::Result<usize> {
+    if !docker.has_pulled_images() {
+        return Ok(0);
+    }
+    let images = function_images(store).await?;
+    docker
+        .remove_unused_images(images.iter().map(String::as_str))
+        .await
+}
+
+/// The image reference of every function of every user.
+async fn function_images(store: &Store) -> faas_runtime::Result<Vec<String>> {
+    const PAGE: usize = 500;
+    let mut images = Vec::new();
+    let mut users_after: Option<String> = None;
+    loop {
+        let users = store.list_users(users_after.as_deref(), PAGE).await?;
+        for user in &users.items {
+            let mut after: Option<String> = None;
+            loop {
+                let page = store
+                    .list_functions(&user.id, after.as_deref(), PAGE)
+                    .await?;
+                images.extend(page.items.into_iter().filter_map(|f| f.image_url));
+                match page.next_cursor {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        match users.next_cursor {
+            Some(next) => users_after = Some(next),
+            None => return Ok(images),
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! [`Platform`]: the processes of the platform. `faas serve` runs the API and a
 //! worker pool together; `faas api` and `faas worker` run one role each on NATS.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use faas_api::routes::auth::{create_user, validate_password, validate_username};
 use faas_api::{ApiLimits, AppState};
 use faas_executors::wasmtime::{WasmtimeConfig, WasmtimeExecutor};
 use faas_runtime::model::Role;
-use faas_runtime::ports::{Executor, ObjectStore};
+use faas_runtime::ports::Executor;
 use faas_runtime::store::Store;
 use faas_runtime::worker::reconcile::reconcile_forever;
 use faas_runtime::worker::{Worker, WorkerConfig};
@@ -65,7 +65,7 @@ impl Platform {
         }
         let secrets = ports.secret_box(&config)?;
         let worker_id = worker_id();
-        let executors = executors(&config, &ports.objects, &worker_id).await?;
+        let executors = executors(&config, &ports, &worker_id).await?;
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
         let mut addr = None;
@@ -73,7 +73,11 @@ impl Platform {
         if roles != Roles::Worker {
             let state = api_state(&config, &ports, executors.all.clone(), secrets.clone())?;
             ensure_admin(&state, &config).await?;
-            let bound = spawn_api(&config, state.clone(), &shutdown, &mut tasks).await?;
+            let gateway = match &executors.docker {
+                Some(d) => functions_gateway(d).await?,
+                None => None,
+            };
+            let bound = spawn_api(&config, state.clone(), gateway, &shutdown, &mut tasks).await?;
             if ports.shared {
                 tasks.push(tokio::spawn(reconcile_forever(
                     ports.store.clone(),
@@ -84,9 +88,9 @@ impl Platform {
                 )));
             }
             if functions_base.is_none() {
-                functions_base = Some(match &executors.docker {
-                    Some(d) => {
-                        spawn_gateway_listener(d, bound, state, &shutdown, &mut tasks).await?
+                functions_base = Some(match gateway {
+                    Some(gateway) => {
+                        spawn_gateway_listener(gateway, bound, state, &shutdown, &mut tasks).await?
                     }
                     None => format!("http://{bound}"),
                 });
@@ -159,9 +163,13 @@ fn worker_id() -> String {
     )
 }
 
+/// Binds and serves the API. Bound to every address, connections that arrive on the
+/// functions' `gateway` get only the capability routes (function containers reach
+/// the host there; they must not reach the rest of the API).
 async fn spawn_api(
     c: &ServeConfig,
     state: AppState,
+    gateway: Option<IpAddr>,
     stop: &CancellationToken,
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> anyhow::Result<SocketAddr> {
@@ -170,10 +178,14 @@ async fn spawn_api(
         .with_context(|| format!("bind {}", c.addr))?;
     let bound = listener.local_addr()?;
     let stop = stop.clone();
+    let split = gateway.filter(|_| bound.ip().is_unspecified());
     tasks.push(tokio::spawn(async move {
-        if let Err(e) =
-            faas_api::serve(listener, state, async move { stop.cancelled().await }).await
-        {
+        let shutdown = async move { stop.cancelled().await };
+        let served = match split {
+            Some(gateway) => faas_api::serve_with_gateway(listener, state, gateway, shutdown).await,
+            None => faas_api::serve(listener, state, shutdown).await,
+        };
+        if let Err(e) = served {
             tracing::error!(error = %e, "the API server failed");
         }
     }));
@@ -181,24 +193,35 @@ async fn spawn_api(
     Ok(bound)
 }
 
-/// Function containers reach the host at their network's gateway: serve the
-/// capability route there (same port when free) and return that base URL.
-async fn spawn_gateway_listener(
+/// The functions' network's gateway: where function containers reach the host.
+async fn functions_gateway(
     docker: &faas_executors::docker::DockerExecutor,
+) -> anyhow::Result<Option<IpAddr>> {
+    let Some(gateway) = docker.ensure_network().await? else {
+        return Ok(None);
+    };
+    let ip = gateway
+        .parse()
+        .with_context(|| format!("the functions' network gateway {gateway:?}"))?;
+    Ok(Some(ip))
+}
+
+/// Function containers reach the host at their network's gateway: serve the
+/// capability route there (same port when free) and return that base URL. An API
+/// bound to every address already answers there (capability routes only).
+async fn spawn_gateway_listener(
+    gateway: IpAddr,
     api: SocketAddr,
     state: AppState,
     stop: &CancellationToken,
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> anyhow::Result<String> {
-    let Some(gateway) = docker.ensure_network().await? else {
-        return Ok(format!("http://{api}"));
-    };
     if api.ip().is_unspecified() {
-        return Ok(format!("http://{gateway}:{}", api.port()));
+        return Ok(format!("http://{}", SocketAddr::new(gateway, api.port())));
     }
-    let listener = match TcpListener::bind((gateway.as_str(), api.port())).await {
+    let listener = match TcpListener::bind((gateway, api.port())).await {
         Ok(l) => l,
-        Err(_) => TcpListener::bind((gateway.as_str(), 0))
+        Err(_) => TcpListener::bind((gateway, 0))
             .await
             .with_context(|| format!("bind the functions' gateway {gateway}"))?,
     };
@@ -249,9 +272,10 @@ struct Executors {
 
 async fn executors(
     config: &ServeConfig,
-    objects: &Arc<dyn ObjectStore>,
+    ports: &Ports,
     worker_id: &str,
 ) -> anyhow::Result<Executors> {
+    let objects = &ports.objects;
     let wasm = WasmtimeExecutor::new(
         WasmtimeConfig {
             cache_dir: config.data_dir.join("compiled"),
@@ -265,7 +289,7 @@ async fn executors(
         objects.clone(),
     )?;
     let mut all: Vec<Arc<dyn Executor>> = vec![Arc::new(wasm)];
-    let docker = crate::docker::connect(config, worker_id).await?;
+    let docker = crate::docker::connect(config, &ports.store, worker_id).await?;
     if let Some(d) = &docker {
         all.push(d.clone());
     }

@@ -430,3 +430,125 @@ async fn autoscaler_grows_and_shrinks_worker_containers() {
     eprintln!("done in {:?}", started.elapsed());
     drop(cleanup);
 }
+
+/// A run of `faas.test-worker`-labelled fake workers: an id unique to this call.
+fn run_id(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}{}x{:x}", std::process::id(), nanos)
+}
+
+/// An execution of a docker function running `image` for at most 20 s.
+fn sleeper_request(image: &str) -> faas_runtime::ports::ExecutionRequest {
+    use faas_runtime::model::{Function, PullPolicy, RuntimeKind, new_id, now};
+    let function = Function {
+        id: new_id(),
+        owner_id: "owner".into(),
+        name: "fake-worker".into(),
+        description: String::new(),
+        runtime: RuntimeKind::Docker,
+        image_url: Some(image.to_string()),
+        pull_policy: Some(PullPolicy::Never),
+        module_sha256: None,
+        module_size: None,
+        timeout_secs: 20,
+        memory_mb: 64,
+        created_at: now(),
+    };
+    faas_runtime::ports::ExecutionRequest {
+        execution_id: new_id(),
+        attempt: 1,
+        function,
+        input: "{}".into(),
+        env: Vec::new(),
+        objects: Vec::new(),
+        objects_dir: None,
+        timeout: Duration::from_secs(20),
+        memory_limit: 64 << 20,
+        stdout_cap: 1 << 16,
+        stderr_cap: 1 << 16,
+    }
+}
+
+/// A user's image that labels itself as a worker (`LABEL faas.role=worker` and the
+/// label the scaler watches) never makes its function container a worker: it is not
+/// counted, not cloned as a template, and neither is any container labelled
+/// `faas.managed-by` (a function container of any release).
+#[tokio::test]
+async fn a_function_container_is_never_taken_for_a_worker() {
+    use faas_executors::docker::{DockerConfig, DockerExecutor};
+    use faas_runtime::ports::Executor;
+
+    let run = run_id("fw");
+    let cleanup = Cleanup {
+        run: run.clone(),
+        network: format!("faas-{run}-none"),
+    };
+    let image = format!("faas-test-fake-worker:{run}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy("/bin/busybox", dir.path().join("busybox")).expect("busybox-static");
+    let dockerfile = format!(
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         LABEL faas.role=worker {WORKER_KEY}={run} {LABEL_KEY}={run}\n\
+         ENTRYPOINT [\"/bin/busybox\", \"sleep\", \"8\"]\n"
+    );
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+    let dir_path = dir.path().to_str().unwrap();
+    docker(&["build", "-q", "-t", &image, dir_path]);
+
+    let executor = DockerExecutor::connect(DockerConfig {
+        worker_id: format!("fake-worker-test-{}", std::process::id()),
+        installation_id: format!("fake-worker-test-{run}"),
+        ..DockerConfig::default()
+    })
+    .await
+    .expect("Docker engine (make test-deps starts one)");
+    let request = sleeper_request(&image);
+    let filter = format!("label=faas.execution-id={}", request.execution_id);
+    let running = tokio::spawn(async move { executor.execute(request).await });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while docker(&["ps", "-q", "--filter", &filter]).is_empty() {
+        assert!(Instant::now() < deadline, "the function container starts");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And one labelled by hand the way a function container is.
+    docker(&[
+        "run",
+        "-d",
+        "--label",
+        "faas.managed-by=faas",
+        "--label",
+        &format!("{WORKER_KEY}={run}"),
+        "--label",
+        &format!("{LABEL_KEY}={run}"),
+        &image,
+    ]);
+
+    let scaler = DockerScaler::connect(WORKER_KEY, &run, 1)
+        .await
+        .expect("Docker engine");
+    use faas_runtime::autoscaler::WorkerScaler;
+    assert_eq!(scaler.workers().await.unwrap(), Vec::<String>::new());
+    match scaler.add(1).await {
+        Err(faas_runtime::Error::NotFound(_)) => {}
+        other => panic!("a function container was used as a template: {other:?}"),
+    }
+    let clones = docker(&["ps", "-aq", "--filter", "label=faas.scaled-by"]);
+    let ours: Vec<&str> = clones
+        .split_whitespace()
+        .filter(|id| {
+            docker(&[
+                "inspect",
+                "-f",
+                &format!("{{{{index .Config.Labels \"{WORKER_KEY}\"}}}}"),
+                id,
+            ]) == run
+        })
+        .collect();
+    assert!(ours.is_empty(), "clones of a function container: {ours:?}");
+    running.await.unwrap().unwrap();
+    drop(cleanup);
+    let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
+}

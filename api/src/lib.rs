@@ -8,7 +8,9 @@
 //! - [`openapi`]: the generated OpenAPI document;
 //! - [`quotas`]: per-user limits and their checks.
 //!
-//! [`serve`] runs the router on a listener until a shutdown signal.
+//! [`serve`] runs the router on a listener until a shutdown signal;
+//! [`serve_with_gateway`] does too, but answers connections that arrive on the
+//! functions' network gateway with the capability routes only.
 
 pub mod auth;
 pub mod error;
@@ -17,12 +19,16 @@ pub mod quotas;
 pub mod routes;
 pub mod state;
 
+use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::MatchedPath;
+use axum::extract::{ConnectInfo, MatchedPath};
 use axum::http::Request;
+use axum::serve::IncomingStream;
+use axum::{Extension, Router};
 use tokio::net::TcpListener;
+use tower::Layer;
 use tower_http::trace::TraceLayer;
 
 pub use routes::router;
@@ -47,11 +53,54 @@ pub async fn serve_capabilities(
     serve_router(listener, routes::capability_router(state), shutdown).await
 }
 
-async fn serve_router(
+/// Like [`serve`] on a listener bound to every address, except that a connection
+/// made to `gateway` (the functions' network's gateway: function containers reach the
+/// host there) gets only what [`serve_capabilities`] serves. A connection whose local
+/// address cannot be read is treated as one from the gateway.
+pub async fn serve_with_gateway(
     listener: TcpListener,
-    app: axum::Router,
+    state: AppState,
+    gateway: IpAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let full = traced(router(state.clone()));
+    let capabilities = traced(routes::capability_router(state));
+    let gateway = gateway.to_canonical();
+    let make = tower::service_fn(move |incoming: IncomingStream<'_, TcpListener>| {
+        let remote = *incoming.remote_addr();
+        let on_gateway = incoming
+            .io()
+            .local_addr()
+            .map_or(true, |local| local.ip().to_canonical() == gateway);
+        let app = if on_gateway {
+            capabilities.clone()
+        } else {
+            full.clone()
+        };
+        std::future::ready(Ok::<_, Infallible>(
+            Extension(ConnectInfo(remote)).layer(app),
+        ))
+    });
+    axum::serve(listener, make)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn serve_router(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        traced(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// `app` with a tracing span per request (method, matched path, status).
+fn traced(app: Router) -> Router {
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &Request<_>| {
             let path = req
@@ -67,11 +116,5 @@ async fn serve_router(
                 tracing::debug!(latency_ms = latency.as_millis() as u64, "response");
             },
         );
-    axum::serve(
-        listener,
-        app.layer(trace)
-            .into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    app.layer(trace)
 }

@@ -2,12 +2,16 @@
 //! Docker engine, under the function contract (CONTRACT.md §1).
 //!
 //! - [`reference`](mod@reference): image reference syntax (checked at deploy time);
-//! - `image`: pull policy, pulls with the operator's credentials, the image's argv;
+//! - `allow`: the operator's allow-list of images (deploy time and run time);
+//! - `image`: pull policy, pulls with the operator's credentials inside the
+//!   execution's time budget, the image's argv and labels;
+//! - `pulled`: the images the platform pulled, removed once no function uses them;
 //! - `spec`: the container definition (argv, env, stdin) and its hardening;
 //! - `run`: attach, start, stdin, capped demultiplexed output, exit, timeout, OOM;
 //! - `capture`: the capped output buffers;
 //! - `network`: the functions' network, for executions that read objects;
-//! - `reap`: the in-flight set, listing and removal of labelled containers;
+//! - `reap`: the in-flight set, listing and removal of labelled containers (only
+//!   this installation's: [`DockerConfig::installation_id`]);
 //! - `errors`: engine errors to [`faas_runtime::Error`].
 //!
 //! Wiring: call [`DockerExecutor::reap`] periodically with the platform's liveness
@@ -17,6 +21,9 @@
 //! in a container on that network is reachable by its name. Keep the `bollard` log
 //! target at `info` or above: at `debug` it logs request bodies, env (secrets) included.
 
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,22 +32,27 @@ use bytes::Bytes;
 use faas_runtime::model::{Function, PullPolicy, RuntimeKind};
 use faas_runtime::ports::{ExecutionRequest, Executor, RawOutcome, Termination};
 use faas_runtime::{Error, Result};
+use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
+mod allow;
 mod capture;
 mod errors;
 mod image;
 mod network;
+mod pulled;
 mod reap;
 pub mod reference;
 mod run;
 mod spec;
 
+pub use allow::AllowedImages;
+pub use network::ICC_OPTION;
 pub use reap::ManagedContainer;
 pub use reference::ImageRef;
 pub use spec::{
-    LABEL_ATTEMPT, LABEL_EXECUTION_ID, LABEL_FUNCTION_ID, LABEL_MANAGED_BY, LABEL_WORKER_ID,
-    MANAGED_BY,
+    LABEL_ATTEMPT, LABEL_EXECUTION_ID, LABEL_FUNCTION_ID, LABEL_INSTALLATION, LABEL_MANAGED_BY,
+    LABEL_PREFIX, LABEL_WORKER_ID, MANAGED_BY,
 };
 
 /// Longest wait for the engine's first answer (connect, ping).
@@ -68,6 +80,13 @@ pub struct DockerConfig {
     pub tmp_size_mb: u64,
     /// This worker's id, written on every container it creates.
     pub worker_id: String,
+    /// The installation's id (`Store::installation_id`), written on every container;
+    /// the reaper touches only containers of this installation.
+    pub installation_id: String,
+    /// Images functions may use (`FAAS_ALLOWED_IMAGES`).
+    pub allowed_images: AllowedImages,
+    /// Where the list of images the platform pulled is kept (`None`: in memory).
+    pub pulled_images_file: Option<PathBuf>,
 }
 
 impl Default for DockerConfig {
@@ -81,6 +100,9 @@ impl Default for DockerConfig {
             pids_limit: 128,
             tmp_size_mb: 64,
             worker_id: format!("worker-{}", std::process::id()),
+            installation_id: "default".to_string(),
+            allowed_images: AllowedImages::default(),
+            pulled_images_file: None,
         }
     }
 }
@@ -92,6 +114,9 @@ pub struct DockerExecutor {
     config: DockerConfig,
     in_flight: reap::InFlight,
     cleanup: TaskTracker,
+    pulled: pulled::PulledImages,
+    /// Set once the operator was told of containers without an installation label.
+    warned_unlabelled: AtomicBool,
 }
 
 impl DockerExecutor {
@@ -117,11 +142,14 @@ impl DockerExecutor {
             .await
             .map_err(|_| Error::Unavailable("the docker engine did not answer".to_string()))?
             .map_err(|err| errors::to_runtime("connecting to the docker engine", err))?;
+        let pulled = pulled::PulledImages::load(config.pulled_images_file.clone()).await;
         let executor = DockerExecutor {
             docker,
             config,
             in_flight: reap::InFlight::default(),
             cleanup: TaskTracker::new(),
+            pulled,
+            warned_unlabelled: AtomicBool::new(false),
         };
         let own = executor.config.worker_id.clone();
         let removed = executor.reap(|_, worker| worker != own).await?;
@@ -139,37 +167,83 @@ impl DockerExecutor {
         reap::list_managed(&self.docker).await
     }
 
-    /// Removes labelled containers whose execution is over or whose worker is gone:
-    /// `is_live(execution_id, worker_id)` says which to keep. Executions running in this
-    /// executor are always kept. Returns how many were removed; a failed removal is
-    /// logged and left to the next reap. Called at start-up for this worker's own
-    /// leftovers; the worker calls it periodically for everyone's (compute the live set
-    /// first: the predicate is synchronous).
+    /// Removes this installation's labelled containers whose execution is over or
+    /// whose worker is gone: `is_live(execution_id, worker_id)` says which to keep.
+    /// Executions running in this executor are always kept; containers of other
+    /// installations, or without an installation label, are never touched. Returns
+    /// how many were removed; a failed removal is logged and left to the next reap.
+    /// Called at start-up for this worker's own leftovers; the worker calls it
+    /// periodically for everyone's (compute the live set first: the predicate is
+    /// synchronous).
     pub async fn reap(&self, is_live: impl Fn(&str, &str) -> bool) -> Result<usize> {
         let mut removed = 0;
         for container in reap::list_managed(&self.docker).await? {
-            let ours = container.worker_id == self.config.worker_id;
-            if ours && self.in_flight.contains(&container.execution_id) {
+            if !self.is_ours(&container) {
                 continue;
             }
-            if !is_live(&container.execution_id, &container.worker_id) {
-                tracing::info!(
+            let mine = container.worker_id == self.config.worker_id;
+            if mine && self.in_flight.contains(&container.execution_id) {
+                continue;
+            }
+            if is_live(&container.execution_id, &container.worker_id) {
+                continue;
+            }
+            tracing::info!(
+                container.id = %container.id,
+                execution.id = %container.execution_id,
+                worker.id = %container.worker_id,
+                "removing an orphaned function container"
+            );
+            match reap::remove(&self.docker, &container.id).await {
+                Ok(()) => removed += 1,
+                Err(err) => tracing::warn!(
                     container.id = %container.id,
-                    execution.id = %container.execution_id,
-                    worker.id = %container.worker_id,
-                    "removing an orphaned function container"
-                );
-                match reap::remove(&self.docker, &container.id).await {
-                    Ok(()) => removed += 1,
-                    Err(err) => tracing::warn!(
-                        container.id = %container.id,
-                        error = %err,
-                        "removing an orphaned container failed; the next reap retries"
-                    ),
-                }
+                    error = %err,
+                    "removing an orphaned container failed; the next reap retries"
+                ),
             }
         }
         Ok(removed)
+    }
+
+    /// True for containers of this installation; says once that unlabelled ones
+    /// (made by an older release, or by another platform) are left alone.
+    fn is_ours(&self, container: &ManagedContainer) -> bool {
+        match &container.installation {
+            Some(id) => *id == self.config.installation_id,
+            None => {
+                if !self.warned_unlabelled.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        container.id = %container.id,
+                        "function containers without a faas.installation label are left \
+                         alone (made by an older release or another platform): remove them \
+                         by hand once they are not needed"
+                    );
+                }
+                false
+            }
+        }
+    }
+
+    /// True when the platform pulled images that are still on the engine.
+    pub fn has_pulled_images(&self) -> bool {
+        !self.pulled.is_empty()
+    }
+
+    /// Removes the images the platform pulled that none of `referenced` (the image
+    /// references of every function of the installation) names, unless a container
+    /// still uses them. Images the operator provided are never removed. Returns how
+    /// many were removed.
+    pub async fn remove_unused_images<'a>(
+        &self,
+        referenced: impl IntoIterator<Item = &'a str>,
+    ) -> Result<usize> {
+        let referenced: HashSet<String> = referenced
+            .into_iter()
+            .filter_map(|r| ImageRef::parse(r).ok())
+            .map(|r| r.canonical().to_string())
+            .collect();
+        pulled::remove_unused(&self.docker, &self.pulled, &referenced).await
     }
 
     /// Ensures the functions' network exists (re-created if someone removed it);
@@ -200,10 +274,10 @@ impl DockerExecutor {
     async fn create(
         &self,
         image: &ImageRef,
-        argv_prefix: Vec<String>,
+        local: image::LocalImage,
         request: &ExecutionRequest,
     ) -> Result<std::result::Result<String, String>> {
-        let body = spec::container_body(image.as_str(), argv_prefix, request, &self.config);
+        let body = spec::container_body(image.as_str(), local, request, &self.config);
         match self.docker.create_container(None, body).await {
             Ok(created) => Ok(Ok(created.id)),
             Err(err) => match errors::answer(err) {
@@ -225,8 +299,13 @@ impl DockerExecutor {
 
 /// A guest-fault outcome with nothing captured.
 fn trap(message: String) -> RawOutcome {
+    ended(Termination::Trap(message))
+}
+
+/// An outcome with nothing captured.
+fn ended(termination: Termination) -> RawOutcome {
     RawOutcome {
-        termination: Termination::Trap(message),
+        termination,
         stdout: Vec::new(),
         stderr: Vec::new(),
         stdout_overflow: false,
@@ -249,9 +328,14 @@ impl Executor for DockerExecutor {
         RuntimeKind::Docker
     }
 
-    /// Checks the image reference; with pull policy `never`, that the image is present.
+    /// Checks the image reference and the allow-list; with pull policy `never`, that
+    /// the image is present.
     async fn prepare(&self, function: &Function, _artifact: Option<Bytes>) -> Result<()> {
         let image = image_of(function)?;
+        self.config
+            .allowed_images
+            .check(&image)
+            .map_err(Error::Invalid)?;
         if self.policy(function) != PullPolicy::Never {
             return Ok(());
         }
@@ -271,28 +355,38 @@ impl Executor for DockerExecutor {
         attempt = request.attempt,
     ))]
     async fn execute(&self, request: ExecutionRequest) -> Result<RawOutcome> {
-        let image = match image_of(&request.function) {
+        // The budget covers the pull, the container's creation and its run.
+        let deadline = Instant::now() + request.timeout;
+        let image = match image_of(&request.function).and_then(|image| {
+            let allowed = self.config.allowed_images.check(&image);
+            allowed.map(|()| image).map_err(Error::Invalid)
+        }) {
             Ok(image) => image,
             Err(err) => return Ok(trap(err.to_string())),
         };
         let policy = self.policy(&request.function);
         let auth = &self.config.registry_auth;
-        let local = match image::resolve(&self.docker, &image, policy, auth).await? {
+        let resolved = image::resolve(&self.docker, &image, policy, auth, deadline, &self.pulled);
+        let local = match resolved.await? {
             Ok(local) => local,
-            Err(reason) => return Ok(trap(reason)),
+            Err(image::Unusable::Fault(reason)) => return Ok(trap(reason)),
+            Err(image::Unusable::TimedOut) => return Ok(ended(Termination::TimedOut)),
         };
         if !request.objects.is_empty() {
             self.ensure_network().await?;
         }
+        if Instant::now() >= deadline {
+            return Ok(ended(Termination::TimedOut));
+        }
         let _running = self.in_flight.enter(&request.execution_id);
-        let id = match self.create(&image, local.argv_prefix, &request).await? {
+        let id = match self.create(&image, local, &request).await? {
             Ok(id) => id,
             Err(reason) => return Ok(trap(reason)),
         };
         // Removed in the background when dropped (off the latency, and on cancel);
         // now when killed, as callers expect a timed-out container gone.
         let container = reap::Disposer::new(&self.docker, &self.cleanup, id);
-        let ran = run::run(&self.docker, container.id(), &request).await;
+        let ran = run::run(&self.docker, container.id(), &request, deadline).await;
         if ran.as_ref().map_or(true, |ran| ran.killed) {
             container.remove_now().await;
         }

@@ -3,6 +3,11 @@
 //! running one (image, command, env, labels, mounts, networks); scaling down stops a
 //! container with SIGTERM and a grace period (the worker drains, handing unfinished
 //! executions back to the queue), then removes it. Clones are removed first.
+//!
+//! Only containers the operator started (or that this scaler cloned) count: a
+//! function container never does, even when its image carries the worker label (the
+//! Docker executor voids an image's `faas.*` labels, and any container labelled
+//! `faas.managed-by` is skipped here).
 
 use std::collections::HashMap;
 
@@ -15,6 +20,8 @@ use bollard::query_parameters::{
 };
 use faas_runtime::autoscaler::WorkerScaler;
 use faas_runtime::{Error, Result};
+
+use crate::docker::LABEL_MANAGED_BY;
 
 /// Label marking containers the autoscaler created.
 pub const LABEL_SCALED: &str = "faas.scaled-by";
@@ -61,11 +68,12 @@ impl DockerScaler {
         let mut out: Vec<(String, bool)> = list
             .into_iter()
             .filter_map(|c| {
-                let cloned = c
-                    .labels
-                    .as_ref()
-                    .is_some_and(|l| l.contains_key(LABEL_SCALED));
-                Some((c.id?, cloned))
+                let labels = c.labels.unwrap_or_default();
+                if labels.contains_key(LABEL_MANAGED_BY) {
+                    // A function container: never a worker, whatever its image says.
+                    return None;
+                }
+                Some((c.id?, labels.contains_key(LABEL_SCALED)))
             })
             .collect();
         out.sort_by_key(|(id, cloned)| (*cloned, id.clone()));

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 
 use bollard::models::ContainerCreateBody;
 use faas_executors::docker::{
-    DockerConfig, DockerExecutor, LABEL_EXECUTION_ID, LABEL_MANAGED_BY, LABEL_WORKER_ID,
+    DockerConfig, DockerExecutor, LABEL_EXECUTION_ID, LABEL_INSTALLATION, LABEL_MANAGED_BY,
+    LABEL_WORKER_ID,
 };
 use faas_runtime::Error;
 use faas_runtime::model::PullPolicy;
@@ -18,14 +19,28 @@ use faas_runtime::ports::{Executor, Termination};
 use harness::{config, executor, executor_with, function, request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Starts a labelled container the way a worker that died mid-execution leaves it.
+/// Starts a labelled container the way a worker of the test installation that died
+/// mid-execution leaves it.
 async fn orphan(docker: &bollard::Docker, worker: &str, execution: &str) -> String {
+    orphan_of(docker, Some(harness::TEST_INSTALLATION), worker, execution).await
+}
+
+/// Like [`orphan`], for `installation` (`None`: without the label, as older releases).
+async fn orphan_of(
+    docker: &bollard::Docker,
+    installation: Option<&str>,
+    worker: &str,
+    execution: &str,
+) -> String {
     let image = images::script_image(docker, "idle", "sleep 600").await;
-    let labels = HashMap::from([
+    let mut labels = HashMap::from([
         (LABEL_MANAGED_BY.to_string(), "faas".to_string()),
         (LABEL_EXECUTION_ID.to_string(), execution.to_string()),
         (LABEL_WORKER_ID.to_string(), worker.to_string()),
     ]);
+    if let Some(installation) = installation {
+        labels.insert(LABEL_INSTALLATION.to_string(), installation.to_string());
+    }
     let body = ContainerCreateBody {
         image: Some(image),
         labels: Some(labels),
@@ -58,6 +73,38 @@ async fn reap_removes_containers_of_dead_workers_and_keeps_live_ones() {
         .await
         .unwrap();
     assert!(docker.inspect_container(&live, None).await.is_err());
+}
+
+#[tokio::test]
+async fn reap_leaves_other_installations_and_unlabelled_containers_alone() {
+    let docker = images::docker().await;
+    let pid = std::process::id();
+    let dead_worker = format!("gone-worker-{pid}");
+    let other = orphan_of(
+        &docker,
+        Some("another-installation"),
+        &dead_worker,
+        "exec-a",
+    )
+    .await;
+    let old = orphan_of(&docker, None, &dead_worker, "exec-old").await;
+    let ours = orphan(&docker, &dead_worker, "exec-ours").await;
+    let executor = executor("installations").await;
+    executor
+        .reap(|_, worker| worker != dead_worker)
+        .await
+        .unwrap();
+    assert!(docker.inspect_container(&ours, None).await.is_err());
+    for (kept, what) in [(&other, "another installation's"), (&old, "an unlabelled")] {
+        let alive = docker.inspect_container(kept, None).await;
+        assert!(alive.is_ok(), "{what} container was removed");
+    }
+    for id in [other, old] {
+        let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .build();
+        docker.remove_container(&id, Some(rm)).await.unwrap();
+    }
 }
 
 #[tokio::test]

@@ -1,9 +1,10 @@
-//! [`Store`]: typed repositories (users, functions, executions, secrets) over any
-//! [`KvStore`]. Records are JSON; secondary indexes are extra keys
+//! [`Store`]: typed repositories (users, functions, executions, secrets, the
+//! installation id) over any [`KvStore`]. Records are JSON; secondary indexes are extra keys
 //! (`<owner>.<id>`) so that every backend only needs get/create/update/scan.
 
 mod executions;
 mod grants;
+mod installation;
 pub mod migrate;
 mod records;
 pub mod spill;
@@ -54,6 +55,8 @@ pub mod buckets {
     pub const QUOTAS: &str = "quotas";
     /// `<owner>.<lower-case function name>` -> function id (unique names).
     pub const FUNCTION_NAMES: &str = "function_names";
+    /// The installation's id (one key, created once).
+    pub const INSTALLATION: &str = "installation";
     /// Every bucket above.
     pub const ALL: &[&str] = &[
         USERS,
@@ -71,6 +74,7 @@ pub mod buckets {
         WORKERS,
         QUOTAS,
         FUNCTION_NAMES,
+        INSTALLATION,
     ];
 }
 

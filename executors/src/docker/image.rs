@@ -1,5 +1,6 @@
-//! Images: the pull policy, pulls with the operator's registry credentials, and the
-//! image's own argv (entrypoint + cmd) that the contract appends INPUT to.
+//! Images: the pull policy, pulls with the operator's registry credentials (inside
+//! the execution's time budget), and what a local image tells the executor: its own
+//! argv (entrypoint + cmd) that the contract appends INPUT to, and its labels.
 
 use std::time::Duration;
 
@@ -9,8 +10,10 @@ use bollard::query_parameters::CreateImageOptionsBuilder;
 use faas_runtime::model::PullPolicy;
 use faas_runtime::{Error, Result};
 use futures::StreamExt;
+use tokio::time::Instant;
 
 use super::errors::{self, Answer};
+use super::pulled::PulledImages;
 use super::reference::{ImageRef, normalize_registry};
 
 /// Longest a pull may take before it counts as failed.
@@ -24,54 +27,79 @@ pub(crate) type RegistryAuth = Option<(String, String, Option<String>)>;
 pub(crate) struct LocalImage {
     /// Entrypoint followed by cmd.
     pub(crate) argv_prefix: Vec<String>,
+    /// The keys of the image's own labels.
+    pub(crate) labels: Vec<String>,
 }
 
-/// Why an image cannot be used: a guest fault, reported as a trap.
-pub(crate) type Unusable = String;
+/// Why an image cannot be used: a guest fault, reported as an outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unusable {
+    /// Missing, refused by its registry, malformed: a trap with this reason.
+    Fault(String),
+    /// The pull did not finish within the execution's time budget.
+    TimedOut,
+}
 
-/// Makes the image present as the policy says and reads its argv.
+/// How a pull went.
+pub(crate) enum Pulled {
+    /// The image is now local (the platform pulled it).
+    Done,
+    /// Not usable: the reason.
+    Unusable(Unusable),
+}
+
+/// Makes the image present as the policy says (pulling before `deadline`) and reads
+/// it; `pulled` records every image the platform pulled.
 ///
-/// `Ok(Err(reason))` is a guest fault (pull failed, image missing with policy
-/// `never`, no entrypoint); `Err` is an infrastructure fault (engine unreachable).
+/// `Ok(Err(reason))` is a guest fault (pull failed or too slow, image missing with
+/// policy `never`, no entrypoint); `Err` is an infrastructure fault (engine unreachable).
 pub(crate) async fn resolve(
     docker: &Docker,
     image: &ImageRef,
     policy: PullPolicy,
     auth: &RegistryAuth,
+    deadline: Instant,
+    pulled: &PulledImages,
 ) -> Result<std::result::Result<LocalImage, Unusable>> {
-    if policy == PullPolicy::Always
-        && let Err(reason) = pull(docker, image, auth).await?
-    {
-        return Ok(Err(reason));
+    let present = if policy == PullPolicy::Always {
+        None
+    } else {
+        inspect(docker, image).await?
+    };
+    if let Some(local) = present {
+        return Ok(local.map_err(Unusable::Fault));
     }
-    match inspect(docker, image).await? {
-        Some(local) => Ok(local),
-        None if policy == PullPolicy::Never => Ok(Err(format!(
+    if policy == PullPolicy::Never {
+        return Ok(Err(Unusable::Fault(format!(
             "image {} is not present and its pull policy is never",
             image.as_str()
-        ))),
-        None => {
-            if let Err(reason) = pull(docker, image, auth).await? {
-                return Ok(Err(reason));
-            }
-            Ok(inspect(docker, image).await?.unwrap_or_else(|| {
-                Err(format!("image {} vanished after its pull", image.as_str()))
-            }))
-        }
+        ))));
     }
+    if let Pulled::Unusable(why) = pull(docker, image, auth, deadline).await? {
+        return Ok(Err(why));
+    }
+    pulled.record(image).await;
+    Ok(match inspect(docker, image).await? {
+        Some(local) => local.map_err(Unusable::Fault),
+        None => Err(Unusable::Fault(format!(
+            "image {} vanished after its pull",
+            image.as_str()
+        ))),
+    })
 }
 
 /// Reads a local image: `None` when absent.
 pub(crate) async fn inspect(
     docker: &Docker,
     image: &ImageRef,
-) -> Result<Option<std::result::Result<LocalImage, Unusable>>> {
+) -> Result<Option<std::result::Result<LocalImage, String>>> {
     let inspected = match docker.inspect_image(image.as_str()).await {
         Ok(inspected) => inspected,
         Err(err) if errors::is_not_found(&err) => return Ok(None),
         Err(err) => return Err(errors::to_runtime("inspecting an image", err)),
     };
     let config = inspected.config.unwrap_or_default();
+    let labels = config.labels.unwrap_or_default().into_keys().collect();
     let mut argv_prefix = config.entrypoint.unwrap_or_default();
     argv_prefix.extend(config.cmd.unwrap_or_default());
     if argv_prefix.is_empty() {
@@ -80,21 +108,27 @@ pub(crate) async fn inspect(
             image.as_str()
         ))));
     }
-    Ok(Some(Ok(LocalImage { argv_prefix })))
+    Ok(Some(Ok(LocalImage {
+        argv_prefix,
+        labels,
+    })))
 }
 
-/// Pulls an image; `Ok(Err)` when the registry or the image is at fault.
+/// Pulls an image, giving up at `deadline` (or after [`PULL_TIMEOUT`]).
 async fn pull(
     docker: &Docker,
     image: &ImageRef,
     auth: &RegistryAuth,
-) -> Result<std::result::Result<(), Unusable>> {
+    deadline: Instant,
+) -> Result<Pulled> {
+    let started = Instant::now();
+    let deadline = deadline.min(started + PULL_TIMEOUT);
     let options = CreateImageOptionsBuilder::default()
         .from_image(image.pull_ref())
         .build();
     let credentials = credentials_for(image, auth);
     let mut progress = docker.create_image(Some(options), None, credentials);
-    let drained = tokio::time::timeout(PULL_TIMEOUT, async {
+    let drained = tokio::time::timeout_at(deadline, async {
         while let Some(item) = progress.next().await {
             item?;
         }
@@ -102,12 +136,15 @@ async fn pull(
     })
     .await;
     let failure = match drained {
-        Ok(Ok(())) => return Ok(Ok(())),
+        Ok(Ok(())) => return Ok(Pulled::Done),
         Ok(Err(err)) => err,
         Err(_) => {
-            return Ok(Err(format!(
-                "image pull failed: timed out after {PULL_TIMEOUT:?}"
-            )));
+            tracing::warn!(
+                image = image.as_str(),
+                waited = ?started.elapsed(),
+                "the image pull did not finish within the execution's time budget"
+            );
+            return Ok(Pulled::Unusable(Unusable::TimedOut));
         }
     };
     match errors::answer(failure) {
@@ -115,10 +152,12 @@ async fn pull(
             "pulling {}: docker engine unreachable: {message}",
             image.as_str()
         ))),
-        Answer::Refused { message, .. } | Answer::Stream(message) => Ok(Err(format!(
-            "image pull failed: {}: {message}",
-            image.pull_ref()
-        ))),
+        Answer::Refused { message, .. } | Answer::Stream(message) => {
+            Ok(Pulled::Unusable(Unusable::Fault(format!(
+                "image pull failed: {}: {message}",
+                image.pull_ref()
+            ))))
+        }
     }
 }
 

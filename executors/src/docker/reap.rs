@@ -10,7 +10,9 @@ use faas_runtime::Result;
 use tokio_util::task::TaskTracker;
 
 use super::errors;
-use super::spec::{LABEL_EXECUTION_ID, LABEL_MANAGED_BY, LABEL_WORKER_ID, MANAGED_BY};
+use super::spec::{
+    LABEL_EXECUTION_ID, LABEL_INSTALLATION, LABEL_MANAGED_BY, LABEL_WORKER_ID, MANAGED_BY,
+};
 
 /// A container the platform created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,9 +23,12 @@ pub struct ManagedContainer {
     pub execution_id: String,
     /// The worker that created it (empty when the label is missing).
     pub worker_id: String,
+    /// The installation it belongs to (`None`: made by a release without the label).
+    pub installation: Option<String>,
 }
 
-/// Lists every container labelled `faas.managed-by=faas`, running or not.
+/// Lists every container labelled `faas.managed-by=faas`, running or not, whatever
+/// its installation.
 pub(crate) async fn list_managed(docker: &Docker) -> Result<Vec<ManagedContainer>> {
     let filters = HashMap::from([(
         "label".to_string(),
@@ -46,6 +51,7 @@ pub(crate) async fn list_managed(docker: &Docker) -> Result<Vec<ManagedContainer
                 id: summary.id?,
                 execution_id: label(LABEL_EXECUTION_ID),
                 worker_id: label(LABEL_WORKER_ID),
+                installation: labels.get(LABEL_INSTALLATION).cloned(),
             })
         })
         .collect())

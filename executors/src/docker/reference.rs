@@ -21,6 +21,10 @@ pub struct ImageRef {
     domain: Option<String>,
     /// `name:tag`, `name@digest` or `name:latest` when neither was given.
     pull: String,
+    /// The repository with its registry spelled out (`docker.io/library/alpine`).
+    repository: String,
+    /// `repository` with the tag and digest (`docker.io/library/alpine:latest`).
+    canonical: String,
 }
 
 impl ImageRef {
@@ -50,11 +54,37 @@ impl ImageRef {
         } else {
             format!("{text}:latest")
         };
+        let repository = canonical_repository(name);
+        let mut canonical = repository.clone();
+        match (tag, digest) {
+            (None, None) => canonical.push_str(":latest"),
+            (tag, digest) => {
+                if let Some(tag) = tag {
+                    canonical.push_str(&format!(":{tag}"));
+                }
+                if let Some(digest) = digest {
+                    canonical.push_str(&format!("@{digest}"));
+                }
+            }
+        }
         Ok(ImageRef {
             original: text.to_string(),
             domain,
             pull,
+            repository,
+            canonical,
         })
+    }
+
+    /// The repository, registry spelled out: `alpine` is `docker.io/library/alpine`.
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// The whole reference spelled out (`docker.io/library/alpine:latest`): two
+    /// references to the same image compare equal in this form.
+    pub fn canonical(&self) -> &str {
+        &self.canonical
     }
 
     /// The reference as given (what the engine resolves locally).
@@ -149,6 +179,20 @@ fn check_name(name: &str) -> std::result::Result<Option<String>, String> {
         check_component(component)?;
     }
     Ok(domain.map(str::to_ascii_lowercase))
+}
+
+/// `name` (no tag, no digest) with its registry and, on Docker Hub, `library/` spelled
+/// out, as the engine names it. Also applied to allow-list patterns.
+pub(crate) fn canonical_repository(name: &str) -> String {
+    let (domain, path) = match name.split_once('/') {
+        Some((first, rest)) if looks_like_domain(first) => (normalize_registry(first), rest),
+        _ => (DEFAULT_REGISTRY.to_string(), name),
+    };
+    if domain == DEFAULT_REGISTRY && !path.contains('/') {
+        format!("{domain}/library/{path}")
+    } else {
+        format!("{domain}/{path}")
+    }
 }
 
 /// The engine's rule: a first component with `.` or `:`, or `localhost`, is a host.
@@ -285,5 +329,19 @@ mod tests {
             normalize_registry("Reg.Example.com:5000"),
             "reg.example.com:5000"
         );
+    }
+
+    #[test]
+    fn canonical_forms_spell_out_the_registry() {
+        let r = ImageRef::parse("alpine").unwrap();
+        assert_eq!(r.repository(), "docker.io/library/alpine");
+        assert_eq!(r.canonical(), "docker.io/library/alpine:latest");
+        let r = ImageRef::parse("docker.io/library/alpine:latest").unwrap();
+        assert_eq!(r.canonical(), "docker.io/library/alpine:latest");
+        let r = ImageRef::parse("user/app:1").unwrap();
+        assert_eq!(r.canonical(), "docker.io/user/app:1");
+        let r = ImageRef::parse(&format!("localhost:5000/fn:2@{DIGEST}")).unwrap();
+        assert_eq!(r.repository(), "localhost:5000/fn");
+        assert_eq!(r.canonical(), format!("localhost:5000/fn:2@{DIGEST}"));
     }
 }

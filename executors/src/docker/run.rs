@@ -52,8 +52,14 @@ enum Pumped {
     Broken(EngineError),
 }
 
-/// Runs the created container `id` to its end under the request's limits.
-pub(crate) async fn run(docker: &Docker, id: &str, request: &ExecutionRequest) -> Result<Ran> {
+/// Runs the created container `id` to its end under the request's limits; it is
+/// killed at `deadline` (the execution's budget, which the pull already used from).
+pub(crate) async fn run(
+    docker: &Docker,
+    id: &str,
+    request: &ExecutionRequest,
+    deadline: Instant,
+) -> Result<Ran> {
     let options = AttachContainerOptionsBuilder::default()
         .stdin(true)
         .stdout(true)
@@ -73,7 +79,6 @@ pub(crate) async fn run(docker: &Docker, id: &str, request: &ExecutionRequest) -
             killed: false,
         });
     }
-    let deadline = Instant::now() + request.timeout;
     let pumped = timeout_at(
         deadline,
         pump(attach, request.input.as_bytes(), &mut output),

@@ -7,6 +7,7 @@ use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
 use faas_runtime::ports::ExecutionRequest;
 
 use super::DockerConfig;
+use super::image::LocalImage;
 
 /// Label on every container this executor creates.
 pub const LABEL_MANAGED_BY: &str = "faas.managed-by";
@@ -20,6 +21,10 @@ pub const LABEL_FUNCTION_ID: &str = "faas.function-id";
 pub const LABEL_WORKER_ID: &str = "faas.worker-id";
 /// Label holding the delivery attempt.
 pub const LABEL_ATTEMPT: &str = "faas.attempt";
+/// Label holding the id of the installation (data set) the container belongs to.
+pub const LABEL_INSTALLATION: &str = "faas.installation";
+/// Prefix of the platform's labels: an image's own labels under it are overridden.
+pub const LABEL_PREFIX: &str = "faas.";
 
 /// Largest json-file log the engine keeps per container (output is captured by
 /// attaching; the log is only a by-product).
@@ -32,24 +37,43 @@ const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 const NO_NETWORK: &str = "none";
 
 /// The labels of an execution's container.
-pub(crate) fn labels(request: &ExecutionRequest, worker_id: &str) -> HashMap<String, String> {
-    HashMap::from([
+///
+/// The engine merges the image's `LABEL`s into the container's: every `faas.*` label
+/// the image carries (`image_labels`) is set here to an empty value, so that an image
+/// can never pass its container off as something of the platform's (a worker to clone,
+/// another installation's container), then the platform's own labels are written.
+pub(crate) fn labels(
+    request: &ExecutionRequest,
+    config: &DockerConfig,
+    image_labels: &[String],
+) -> HashMap<String, String> {
+    let mut labels: HashMap<String, String> = image_labels
+        .iter()
+        .filter(|key| key.starts_with(LABEL_PREFIX))
+        .map(|key| (key.clone(), String::new()))
+        .collect();
+    labels.extend([
         (LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
         (LABEL_EXECUTION_ID.to_string(), request.execution_id.clone()),
         (LABEL_FUNCTION_ID.to_string(), request.function.id.clone()),
-        (LABEL_WORKER_ID.to_string(), worker_id.to_string()),
+        (LABEL_WORKER_ID.to_string(), config.worker_id.clone()),
         (LABEL_ATTEMPT.to_string(), request.attempt.to_string()),
-    ])
+        (
+            LABEL_INSTALLATION.to_string(),
+            config.installation_id.clone(),
+        ),
+    ]);
+    labels
 }
 
 /// The create body of an execution's container.
 ///
-/// `argv_prefix` is the image's entrypoint followed by its cmd: the contract puts
-/// INPUT after both, so both move into `Entrypoint` and `Cmd` is `[INPUT]` (or empty
-/// when INPUT is too large for argv and comes on stdin only).
+/// The image's argv prefix (entrypoint followed by cmd) goes after INPUT's place:
+/// the contract puts INPUT after both, so both move into `Entrypoint` and `Cmd` is
+/// `[INPUT]` (or empty when INPUT is too large for argv and comes on stdin only).
 pub(crate) fn container_body(
     image: &str,
-    argv_prefix: Vec<String>,
+    local: LocalImage,
     request: &ExecutionRequest,
     config: &DockerConfig,
 ) -> ContainerCreateBody {
@@ -64,11 +88,11 @@ pub(crate) fn container_body(
         .collect();
     ContainerCreateBody {
         image: Some(image.to_string()),
-        entrypoint: Some(argv_prefix),
+        labels: Some(labels(request, config, &local.labels)),
+        entrypoint: Some(local.argv_prefix),
         cmd: Some(cmd),
         env: Some(env),
         user: (!config.user.is_empty()).then(|| config.user.clone()),
-        labels: Some(labels(request, &config.worker_id)),
         attach_stdin: Some(true),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
@@ -174,15 +198,17 @@ mod tests {
         }
     }
 
+    fn local() -> LocalImage {
+        LocalImage {
+            argv_prefix: vec!["/fn".into()],
+            labels: Vec::new(),
+        }
+    }
+
     #[test]
     fn contract_and_hardening() {
         let config = DockerConfig::default();
-        let body = container_body(
-            "img",
-            vec!["/fn".into()],
-            &request("{}".into(), false),
-            &config,
-        );
+        let body = container_body("img", local(), &request("{}".into(), false), &config);
         assert_eq!(body.entrypoint, Some(vec!["/fn".to_string()]));
         assert_eq!(body.cmd, Some(vec!["{}".to_string()]));
         assert_eq!(body.env, Some(vec!["API_KEY=s3cret".to_string()]));
@@ -195,13 +221,34 @@ mod tests {
         let labels = body.labels.unwrap();
         assert_eq!(labels[LABEL_EXECUTION_ID], "e1");
         assert_eq!(labels[LABEL_WORKER_ID], config.worker_id);
+        assert_eq!(labels[LABEL_INSTALLATION], config.installation_id);
+    }
+
+    #[test]
+    fn an_image_cannot_set_the_platforms_labels() {
+        let config = DockerConfig::default();
+        let image = LocalImage {
+            argv_prefix: vec!["/fn".into()],
+            labels: vec![
+                "faas.role".into(),
+                LABEL_MANAGED_BY.into(),
+                LABEL_INSTALLATION.into(),
+                "org.opencontainers.image.title".into(),
+            ],
+        };
+        let body = container_body("img", image, &request("{}".into(), false), &config);
+        let labels = body.labels.unwrap();
+        assert_eq!(labels["faas.role"], "", "an image's faas.* label is voided");
+        assert_eq!(labels[LABEL_MANAGED_BY], MANAGED_BY);
+        assert_eq!(labels[LABEL_INSTALLATION], config.installation_id);
+        assert!(!labels.contains_key("org.opencontainers.image.title"));
     }
 
     #[test]
     fn large_input_leaves_argv_and_objects_join_the_network() {
         let config = DockerConfig::default();
         let big = "x".repeat(faas_runtime::ports::executor::MAX_ARGV_INPUT + 1);
-        let body = container_body("img", vec!["/fn".into()], &request(big, true), &config);
+        let body = container_body("img", local(), &request(big, true), &config);
         assert_eq!(body.cmd, Some(vec![]));
         let host = body.host_config.unwrap();
         assert_eq!(host.network_mode, Some(config.network));
@@ -211,7 +258,7 @@ mod tests {
     fn memory_limit_is_never_unlimited() {
         let mut req = request("{}".into(), false);
         req.memory_limit = 0;
-        let body = container_body("img", vec!["/fn".into()], &req, &DockerConfig::default());
+        let body = container_body("img", local(), &req, &DockerConfig::default());
         let host = body.host_config.unwrap();
         assert_eq!(host.memory, Some(MIN_MEMORY));
         assert_eq!(host.memory_swap, Some(MIN_MEMORY));
