@@ -155,6 +155,31 @@ impl Stack {
         }
     }
 
+    /// Every faas container drops all capabilities, gains no privileges and has a
+    /// memory limit; workers (and so the autoscaler's clones of them) carry no JWT_SECRET.
+    fn assert_hardened(&self) {
+        let filter = format!("label=com.docker.compose.project={}", self.project);
+        let ids = docker(&["ps", "-q", "--filter", &filter]);
+        for id in ids.split_whitespace() {
+            let f = "{{.Name}}|{{.HostConfig.CapDrop}}|{{.HostConfig.SecurityOpt}}|\
+                     {{.HostConfig.Memory}}|{{.Config.Env}}";
+            let got = docker(&["inspect", "-f", f, id]);
+            let parts: Vec<&str> = got.split('|').collect();
+            if parts[0].contains("_nats_") || parts[0].contains("-nats-") {
+                continue;
+            }
+            assert!(parts[1].contains("ALL"), "cap_drop ALL: {got}");
+            assert!(parts[2].contains("no-new-privileges"), "{got}");
+            assert_ne!(parts[3], "0", "a memory limit: {got}");
+            if parts[0].contains("worker") {
+                assert!(
+                    !parts[4].contains("JWT_SECRET"),
+                    "a worker has JWT_SECRET: {got}"
+                );
+            }
+        }
+    }
+
     /// The host address of replica `index` (1-based) of the API.
     fn api(&self, index: usize) -> Api {
         let i = format!("--index={index}");
@@ -323,6 +348,8 @@ async fn make_run_local_comes_up_runs_functions_scales_and_leaves_nothing() {
     ];
     stack.wait_healthy(&one, Duration::from_secs(120));
     eprintln!("stack healthy after {:?}", started.elapsed());
+
+    stack.assert_hardened();
 
     let api = stack.api(1);
     let (token, _) = api.user("ada").await;

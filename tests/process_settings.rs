@@ -215,3 +215,54 @@ fn a_workers_health_follows_its_heartbeat() {
     nats.start_again();
     wait_health(&probe, true, Duration::from_secs(40), &mut p);
 }
+
+#[test]
+fn the_capability_listener_serves_only_the_object_route() {
+    let data = tempfile::tempdir().unwrap();
+    let (api, cap) = (free_addr(), free_addr());
+    let dir = data.path().to_str().unwrap();
+    let set = [
+        ("SERVER_ADDRESS", api.as_str()),
+        ("FAAS_CAPABILITY_ADDRESS", cap.as_str()),
+        ("FAAS_DATA_DIR", dir),
+        ("FAAS_DOCKER", "off"),
+    ];
+    let mut p = spawn(faas("serve", &[], &set));
+    wait_health(
+        &format!("http://{cap}/healthz"),
+        true,
+        Duration::from_secs(30),
+        &mut p,
+    );
+    for path in [
+        "/auth/login",
+        "/readyz",
+        "/api/functions",
+        "/api/openapi.json",
+    ] {
+        let out = healthcheck(&format!("http://{cap}{path}"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("answered 404"),
+            "{path} on the capability port: {err}"
+        );
+    }
+    let main = healthcheck(&format!("http://{api}/auth/login"));
+    let err = String::from_utf8_lossy(&main.stderr);
+    assert!(
+        err.contains("answered 405"),
+        "the main port has /auth/login: {err}"
+    );
+    // `faas capabilities` serves state shared with the API: NATS only.
+    let alone = faas(
+        "capabilities",
+        &[],
+        &[("FAAS_CAPABILITY_ADDRESS", &free_addr())],
+    )
+    .env("FAAS_DATA_DIR", data.path())
+    .env_remove("NATS_URL")
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&alone.stderr);
+    assert!(!alone.status.success() && err.contains("NATS_URL"), "{err}");
+}
