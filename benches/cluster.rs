@@ -237,6 +237,9 @@ fn spawn_serve() -> (Serve, String) {
         .env("FAAS_DATA_DIR", data.path())
         .env("FAAS_DOCKER", "off")
         .env("RUST_LOG", "warn,faas=info")
+        // Load tests measure the platform, not the per-user quotas.
+        .env("FAAS_QUOTA_SUBMISSIONS_PER_MINUTE", "0")
+        .env("FAAS_QUOTA_ACTIVE_EXECUTIONS", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

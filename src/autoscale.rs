@@ -16,9 +16,17 @@ use crate::health::Check;
 
 /// Runs the autoscaler until `shutdown` completes.
 pub async fn run(c: AutoscalerConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let nats = connect(&c.nats_url, NatsConfig::default())
-        .await
-        .with_context(|| format!("connect to NATS at {}", c.nats_url))?;
+    let config = NatsConfig {
+        replicas: c.nats.replicas,
+        auth: c.nats.auth(),
+        ..NatsConfig::default()
+    };
+    let nats = connect(&c.nats_url, config).await.with_context(|| {
+        format!(
+            "connect to NATS at {}",
+            faas_runtime::nats::redact(&c.nats_url)
+        )
+    })?;
     let (key, value) = c
         .worker_label
         .split_once('=')

@@ -37,12 +37,14 @@ impl Ports {
             let config = NatsConfig {
                 ack_wait,
                 max_messages: c.queue_max,
+                replicas: c.nats.replicas,
+                auth: c.nats.auth(),
                 ..NatsConfig::default()
             };
-            let nats = connect(url, config)
-                .await
-                .with_context(|| format!("connect to NATS at {url}"))?;
-            tracing::info!(url, "state, queue and objects on NATS JetStream");
+            let nats = connect(url, config).await.with_context(|| {
+                format!("connect to NATS at {}", faas_runtime::nats::redact(url))
+            })?;
+            tracing::info!(url = %faas_runtime::nats::redact(url), "state, queue and objects on NATS JetStream");
             return Ok(Ports {
                 store: Store::new(Arc::new(nats.kv)),
                 queue: Arc::new(nats.queue),

@@ -23,6 +23,9 @@ pub struct ServeConfig {
     /// `faas worker`; without it `faas serve` uses the embedded backend in FAAS_DATA_DIR).
     #[arg(long, env = "NATS_URL")]
     pub nats_url: Option<String>,
+    /// Credentials, TLS and replication of the NATS connection.
+    #[command(flatten)]
+    pub nats: NatsArgs,
     /// Address the API listens on.
     #[arg(long, env = "SERVER_ADDRESS", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
@@ -98,6 +101,25 @@ pub struct ServeConfig {
     /// Seconds between sweeps for orphaned function containers.
     #[arg(long, env = "FAAS_REAP_INTERVAL_SECS", default_value_t = 60)]
     pub reap_interval_secs: u64,
+    /// Default per-user quota: executions queued or running at once (0 = none).
+    #[arg(long, env = "FAAS_QUOTA_ACTIVE_EXECUTIONS", default_value_t = 1_000)]
+    pub quota_active_executions: u64,
+    /// Default per-user quota: submissions per minute, per API process (0 = none).
+    #[arg(
+        long,
+        env = "FAAS_QUOTA_SUBMISSIONS_PER_MINUTE",
+        default_value_t = 1_200
+    )]
+    pub quota_submissions_per_minute: u64,
+    /// Default per-user quota: bytes of stored objects (0 = none).
+    #[arg(long, env = "FAAS_QUOTA_OBJECT_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub quota_object_bytes: u64,
+    /// Default per-user quota: functions (0 = none).
+    #[arg(long, env = "FAAS_QUOTA_FUNCTIONS", default_value_t = 100)]
+    pub quota_functions: u64,
+    /// Default per-user quota: secrets (0 = none).
+    #[arg(long, env = "FAAS_QUOTA_SECRETS", default_value_t = 100)]
+    pub quota_secrets: u64,
     /// Docker network of containers that read objects.
     #[arg(long, env = "NETWORK_NAME", default_value = "faas-functions")]
     pub network_name: String,
@@ -111,12 +133,73 @@ pub struct ServeConfig {
     pub health_addr: Option<SocketAddr>,
 }
 
+/// How every process connects to NATS (all optional; NATS_URL may list several
+/// servers of a cluster, comma-separated).
+#[derive(Debug, Clone, Default, Args)]
+pub struct NatsArgs {
+    /// NATS user name (with FAAS_NATS_PASSWORD).
+    #[arg(long = "nats-user", env = "FAAS_NATS_USER")]
+    pub user: Option<String>,
+    /// NATS password.
+    #[arg(
+        long = "nats-password",
+        env = "FAAS_NATS_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+    /// NATS authentication token.
+    #[arg(long = "nats-token", env = "FAAS_NATS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// NATS credentials file (.creds: JWT and NKey seed).
+    #[arg(long = "nats-creds", env = "FAAS_NATS_CREDS")]
+    pub creds: Option<PathBuf>,
+    /// PEM CA certificate that signed the NATS servers' certificates (turns TLS on).
+    #[arg(long = "nats-ca", env = "FAAS_NATS_CA")]
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS (with FAAS_NATS_KEY).
+    #[arg(long = "nats-cert", env = "FAAS_NATS_CERT")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of FAAS_NATS_CERT.
+    #[arg(long = "nats-key", env = "FAAS_NATS_KEY")]
+    pub key: Option<PathBuf>,
+    /// Refuse to talk to NATS without TLS.
+    #[arg(long = "nats-tls", env = "FAAS_NATS_TLS", default_value_t = false)]
+    pub tls: bool,
+    /// Replicas of the queue stream, key-value buckets and object stores (1, 3 or 5;
+    /// the same in every process).
+    #[arg(
+        long = "nats-replicas",
+        env = "FAAS_NATS_REPLICAS",
+        default_value_t = 1
+    )]
+    pub replicas: usize,
+}
+
+impl NatsArgs {
+    /// The runtime's connection settings.
+    pub fn auth(&self) -> faas_runtime::nats::NatsAuth {
+        faas_runtime::nats::NatsAuth {
+            user: self.user.clone(),
+            password: self.password.clone(),
+            token: self.token.clone(),
+            creds_file: self.creds.clone(),
+            ca_file: self.ca.clone(),
+            client_cert: self.cert.clone(),
+            client_key: self.key.clone(),
+            require_tls: self.tls,
+        }
+    }
+}
+
 /// Settings of `faas autoscaler`.
 #[derive(Debug, Clone, Args)]
 pub struct AutoscalerConfig {
     /// NATS server URL (the queue whose backlog is watched).
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+    /// Credentials, TLS and replication of the NATS connection.
+    #[command(flatten)]
+    pub nats: NatsArgs,
     /// Fewest worker containers.
     #[arg(long, env = "MIN_WORKERS", default_value_t = 2)]
     pub min_workers: u32,

@@ -32,7 +32,7 @@ enum Command {
     /// FAAS_CAPABILITY_ADDRESS (state on NATS: needs NATS_URL).
     Capabilities(Box<ServeConfig>),
     /// Scale worker containers on the queue's backlog (Docker API).
-    Autoscaler(AutoscalerConfig),
+    Autoscaler(Box<AutoscalerConfig>),
     /// Create an admin account, or promote an existing user, in a data directory
     /// (while no `faas serve` uses it).
     Admin(AdminArgs),
@@ -81,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Api(config) => run(Platform::start_roles(*config, Roles::Api)).await,
         Command::Worker(config) => run(Platform::start_roles(*config, Roles::Worker)).await,
         Command::Capabilities(config) => run(Platform::start_capabilities(*config)).await,
-        Command::Autoscaler(config) => faas::autoscale::run(config, shutdown_signal()).await,
+        Command::Autoscaler(config) => faas::autoscale::run(*config, shutdown_signal()).await,
         Command::Admin(args) => admin(args).await,
         Command::Healthcheck(args) => {
             faas::health::probe(&args.url, args.timeout).await?;

@@ -12,6 +12,7 @@ use faas_executors::wasmtime::{WasmtimeConfig, WasmtimeExecutor};
 use faas_runtime::model::Role;
 use faas_runtime::ports::{Executor, ObjectStore};
 use faas_runtime::store::Store;
+use faas_runtime::worker::reconcile::reconcile_forever;
 use faas_runtime::worker::{Worker, WorkerConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -19,6 +20,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::Ports;
 use crate::config::ServeConfig;
+
+/// How often an API process on NATS looks for accepted executions that a cut
+/// left unqueued.
+const RECONCILE_EVERY: Duration = Duration::from_secs(15);
+
+/// Executions younger than this are not reconciled (their submit may be going on).
+const RECONCILE_MIN_AGE: Duration = Duration::from_secs(30);
 
 /// Which parts a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +76,15 @@ impl Platform {
             if let Some(at) = config.capability_addr {
                 spawn_capability_listener(at, state.clone(), &shutdown, &mut tasks).await?;
             }
+            if ports.shared {
+                tasks.push(tokio::spawn(reconcile_forever(
+                    ports.store.clone(),
+                    ports.queue.clone(),
+                    RECONCILE_EVERY,
+                    RECONCILE_MIN_AGE,
+                    shutdown.clone(),
+                )));
+            }
             if functions_base.is_none() {
                 functions_base = Some(match &executors.docker {
                     Some(d) => {
@@ -94,8 +111,8 @@ impl Platform {
             );
             if !ports.shared {
                 // One process owns the embedded queue: anything not final and not queued
-                // was lost between accepting and queueing. (On NATS, re-publishing could
-                // duplicate a message that is still in the stream, so it is not done.)
+                // is queued again (whatever the cap), stale active markers dropped. On
+                // NATS the API processes' reconciler does this while running.
                 let requeued = w.requeue_unfinished().await?;
                 let dead = faas_runtime::worker::presence::clear(&ports.store).await?;
                 tracing::info!(
@@ -320,6 +337,13 @@ fn limits(c: &ServeConfig) -> ApiLimits {
         max_timeout_secs: c.max_timeout_secs,
         default_memory_mb: c.default_memory_mb.min(c.max_memory_mb),
         max_memory_mb: c.max_memory_mb,
+        quotas: faas_runtime::model::Quotas {
+            max_active_executions: Some(c.quota_active_executions),
+            submissions_per_minute: Some(c.quota_submissions_per_minute),
+            max_object_bytes: Some(c.quota_object_bytes),
+            max_functions: Some(c.quota_functions),
+            max_secrets: Some(c.quota_secrets),
+        },
         ..ApiLimits::default()
     }
 }

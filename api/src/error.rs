@@ -17,6 +17,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human text (never internal details for 5xx).
     pub message: String,
+    /// Seconds for a `Retry-After` header (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 /// The JSON body of every error.
@@ -35,6 +37,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
     /// 400 with a code.
@@ -70,7 +73,11 @@ impl From<Error> for ApiError {
             Error::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             Error::Invalid(m) => Self::bad_request("invalid_request", m),
             Error::TooLarge(m) => Self::too_large(m),
-            Error::Overloaded(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", m),
+            Error::Overloaded(m) => {
+                let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", m);
+                e.retry_after = Some(1);
+                e
+            }
             e @ (Error::Unavailable(_) | Error::Timeout(_)) => {
                 tracing::warn!(error = %e, "backend unavailable");
                 Self::new(
@@ -125,7 +132,13 @@ impl IntoResponse for ApiError {
             error: self.code.to_string(),
             message: self.message,
         };
-        (self.status, Json(body)).into_response()
+        let mut res = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string())
+        {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+        res
     }
 }
 

@@ -5,13 +5,15 @@
 //! - [`auth`]: argon2id passwords, HS256 tokens, login throttling, the auth middleware;
 //! - [`error`]: [`error::ApiError`], the one mapping of errors to JSON responses;
 //! - [`state`]: [`state::AppState`], the ports the handlers use;
-//! - [`openapi`]: the generated OpenAPI document.
+//! - [`openapi`]: the generated OpenAPI document;
+//! - [`quotas`]: per-user limits and their checks.
 //!
 //! [`serve`] runs the router on a listener until a shutdown signal.
 
 pub mod auth;
 pub mod error;
 pub mod openapi;
+pub mod quotas;
 pub mod routes;
 pub mod state;
 

@@ -4,7 +4,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ApiJson;
-use crate::routes::{auth, executions, functions, health, objects, secrets, users, workers};
+use crate::routes::{
+    auth, executions, functions, health, objects, quotas, secrets, users, workers,
+};
 
 struct BearerAuth;
 
@@ -28,7 +30,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "FaaS platform API", description = "Functions (wasm and OCI images), executions, objects and secrets."),
     paths(
-        auth::register, auth::login, users::list, users::get,
+        auth::register, auth::login, users::list, users::get, quotas::get, quotas::put,
         functions::create, functions::list, functions::get, functions::delete,
         executions::submit, executions::list, executions::get, executions::cancel,
         objects::upload, objects::download, objects::delete, objects::list, objects::capability,

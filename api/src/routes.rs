@@ -5,6 +5,7 @@ pub mod executions;
 pub mod functions;
 pub mod health;
 pub mod objects;
+pub mod quotas;
 pub mod secrets;
 pub mod users;
 pub mod workers;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
     let authed = Router::new()
         .route("/api/users", get(users::list))
         .route("/api/users/{id}", get(users::get))
+        .route("/api/users/{id}/quotas", get(quotas::get).put(quotas::put))
         .route("/api/workers", get(workers::list))
         .route(
             "/api/functions",

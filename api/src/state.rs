@@ -31,6 +31,8 @@ pub struct ApiLimits {
     pub default_memory_mb: u64,
     /// Operator cap of a function's memory (MiB).
     pub max_memory_mb: u64,
+    /// Default per-user quotas (`0` = no limit).
+    pub quotas: faas_runtime::model::Quotas,
 }
 
 impl Default for ApiLimits {
@@ -45,6 +47,7 @@ impl Default for ApiLimits {
             max_timeout_secs: 900,
             default_memory_mb: 512,
             max_memory_mb: 2048,
+            quotas: crate::quotas::defaults(),
         }
     }
 }
@@ -66,6 +69,8 @@ pub struct AppState {
     pub secrets: SecretBox,
     /// Limits.
     pub limits: Arc<ApiLimits>,
+    /// Quota counters of this process.
+    pub meter: Arc<crate::quotas::Meter>,
 }
 
 impl AppState {
@@ -87,6 +92,7 @@ impl AppState {
             auth: Arc::new(auth),
             secrets,
             limits: Arc::new(limits),
+            meter: Arc::new(crate::quotas::Meter::default()),
         }
     }
 }

@@ -74,7 +74,40 @@ pub async fn kv_suite(kv: Arc<dyn KvStore>) {
         .unwrap();
     assert!(r > r2, "a re-created key never reuses an old revision");
     scan_rules(kv.as_ref()).await;
+    batch_and_count_rules(kv.as_ref()).await;
     kv.ping().await.unwrap();
+}
+
+/// `apply` writes in order and returns growing revisions; `count` sees only live
+/// keys of the prefix.
+async fn batch_and_count_rules(kv: &dyn KvStore) {
+    use crate::ports::KvWrite;
+    let b = "conformance_count";
+    let p = unique("p");
+    let writes = (0..3)
+        .map(|i| KvWrite::create(b, &format!("{p}.{i}"), Bytes::from_static(b"v")))
+        .chain([KvWrite::put(b, &format!("{p}x.0"), Bytes::new())])
+        .collect();
+    let revs = kv.apply(writes).await.unwrap();
+    assert_eq!(revs.len(), 4);
+    assert!(
+        revs.windows(2).all(|w| w[0] < w[1]),
+        "revisions grow in order"
+    );
+    assert_eq!(kv.count(b, &format!("{p}.")).await.unwrap(), 3);
+    kv.delete(b, &format!("{p}.1")).await.unwrap();
+    assert_eq!(
+        kv.count(b, &format!("{p}.")).await.unwrap(),
+        2,
+        "deleted keys are not counted"
+    );
+    let again = kv
+        .apply(vec![KvWrite::create(b, &format!("{p}.0"), Bytes::new())])
+        .await;
+    assert!(
+        matches!(again, Err(Error::Conflict(_))),
+        "a create in a batch conflicts"
+    );
 }
 
 async fn scan_rules(kv: &dyn KvStore) {

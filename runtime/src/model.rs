@@ -212,6 +212,81 @@ impl Execution {
     }
 }
 
+/// What a listing shows of an execution: everything but the input, output, logs
+/// and result (read the execution by id for those), with their sizes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExecutionSummary {
+    /// Stable id.
+    pub id: String,
+    /// The function run.
+    pub function_id: String,
+    /// Life-cycle state.
+    pub status: ExecutionStatus,
+    /// Why it failed (at most [`SUMMARY_ERROR_MAX`] bytes; the record has all of it).
+    pub error: Option<String>,
+    /// The guest's exit code.
+    pub exit_code: Option<i32>,
+    /// Delivery attempt of the record.
+    pub attempt: u32,
+    /// Bytes of the input.
+    pub input_bytes: u64,
+    /// Bytes of captured stdout.
+    pub output_bytes: u64,
+    /// Bytes of captured stderr.
+    pub logs_bytes: u64,
+    /// Submission time.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: OffsetDateTime,
+    /// When the last attempt started.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub started_at: Option<OffsetDateTime>,
+    /// When it reached a final state.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub completed_at: Option<OffsetDateTime>,
+    /// Run time of the last attempt in milliseconds.
+    pub duration_ms: Option<u64>,
+}
+
+/// Longest error text in an [`ExecutionSummary`].
+pub const SUMMARY_ERROR_MAX: usize = 512;
+
+impl ExecutionSummary {
+    /// The summary of `e`, whose input, output and logs have these sizes.
+    pub fn of(e: &Execution, (input_bytes, output_bytes, logs_bytes): (u64, u64, u64)) -> Self {
+        ExecutionSummary {
+            id: e.id.clone(),
+            function_id: e.function_id.clone(),
+            status: e.status,
+            error: e.error.as_deref().map(|m| truncate(m, SUMMARY_ERROR_MAX)),
+            exit_code: e.exit_code,
+            attempt: e.attempt,
+            input_bytes,
+            output_bytes,
+            logs_bytes,
+            created_at: e.created_at,
+            started_at: e.started_at,
+            completed_at: e.completed_at,
+            duration_ms: e.duration_ms,
+        }
+    }
+}
+
+/// `s` cut to at most `max` bytes on a character boundary.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
 /// A per-user secret; the value is sealed with the platform's AEAD key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Secret {
@@ -229,6 +304,46 @@ pub struct Secret {
     /// Last value change.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+/// Per-user limits; each one set here overrides the operator's default for that
+/// user (`0` means no limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Quotas {
+    /// Executions queued or running at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_active_executions: Option<u64>,
+    /// Submissions per minute (a token bucket holding a minute's worth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submissions_per_minute: Option<u64>,
+    /// Bytes of stored objects over all the user's functions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_object_bytes: Option<u64>,
+    /// Functions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_functions: Option<u64>,
+    /// Secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_secrets: Option<u64>,
+}
+
+impl Quotas {
+    /// `self`'s values where set, else `defaults`'.
+    pub fn or(self, defaults: Quotas) -> Quotas {
+        Quotas {
+            max_active_executions: self
+                .max_active_executions
+                .or(defaults.max_active_executions),
+            submissions_per_minute: self
+                .submissions_per_minute
+                .or(defaults.submissions_per_minute),
+            max_object_bytes: self.max_object_bytes.or(defaults.max_object_bytes),
+            max_functions: self.max_functions.or(defaults.max_functions),
+            max_secrets: self.max_secrets.or(defaults.max_secrets),
+        }
+    }
 }
 
 /// Metadata of a stored object.
@@ -250,11 +365,14 @@ pub struct ObjectMeta {
 }
 
 /// Checks a user-chosen name (object, secret, function): 1-128 chars of
-/// `[A-Za-z0-9._-]`, not starting with a dot.
+/// `[A-Za-z0-9._-]`, no dot at either end, no two dots in a row (a name is a
+/// token of a NATS subject in indexes).
 pub fn validate_name(kind: &str, name: &str) -> crate::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
+        && !name.ends_with('.')
+        && !name.contains("..")
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
@@ -262,7 +380,7 @@ pub fn validate_name(kind: &str, name: &str) -> crate::Result<()> {
         Ok(())
     } else {
         Err(crate::Error::Invalid(format!(
-            "{kind} name must be 1-128 characters of A-Z a-z 0-9 . _ - and not start with a dot"
+            "{kind} name must be 1-128 characters of A-Z a-z 0-9 . _ -, without a dot at either end or two in a row"
         )))
     }
 }

@@ -38,6 +38,7 @@ mod upload;
 use std::time::Duration;
 
 pub use kv::NatsKv;
+pub use link::redact;
 pub use objects::NatsObjects;
 pub use queue::NatsQueue;
 
@@ -61,6 +62,32 @@ pub struct NatsConfig {
     pub duplicate_window: Duration,
     /// How long one request to the server may take.
     pub request_timeout: Duration,
+    /// Replicas of the stream, the key-value buckets and the object stores (1, or
+    /// 3 or 5 on a cluster). Applies to resources this process creates.
+    pub replicas: usize,
+    /// Credentials and TLS of the connection.
+    pub auth: NatsAuth,
+}
+
+/// How a process proves who it is to NATS, and how it checks the server.
+#[derive(Debug, Clone, Default)]
+pub struct NatsAuth {
+    /// User name (with `password`).
+    pub user: Option<String>,
+    /// Password of `user`.
+    pub password: Option<String>,
+    /// Authentication token.
+    pub token: Option<String>,
+    /// A `.creds` file (JWT and NKey seed).
+    pub creds_file: Option<std::path::PathBuf>,
+    /// PEM file of the CA that signed the server's certificate (implies TLS).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate for mutual TLS (with `client_key`).
+    pub client_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `client_cert`.
+    pub client_key: Option<std::path::PathBuf>,
+    /// Refuse a connection without TLS.
+    pub require_tls: bool,
 }
 
 impl Default for NatsConfig {
@@ -73,6 +100,8 @@ impl Default for NatsConfig {
             max_messages: 100_000,
             duplicate_window: Duration::from_secs(120),
             request_timeout: Duration::from_secs(5),
+            replicas: 1,
+            auth: NatsAuth::default(),
         }
     }
 }
@@ -88,15 +117,17 @@ pub struct NatsBackend {
     pub objects: NatsObjects,
 }
 
-/// Connects to `url` (e.g. `nats://127.0.0.1:4222`), creates or updates the queue's
-/// stream and consumer, and returns the backends sharing the connection.
+/// Connects to `url` (e.g. `nats://127.0.0.1:4222`, or several servers of a
+/// cluster separated by commas), creates or updates the queue's stream and
+/// consumer, and returns the backends sharing the connection.
 ///
 /// Fails fast with `Unavailable` when no server answers at `url`.
 pub async fn connect(url: &str, config: NatsConfig) -> Result<NatsBackend> {
-    let link = Link::connect(url, config.request_timeout).await?;
-    let queue = NatsQueue::open(link.clone(), &config).await?;
+    let link = Link::connect(url, &config).await?;
+    let kv = NatsKv::new(link.clone());
+    let queue = NatsQueue::open(link.clone(), kv.clone(), &config).await?;
     Ok(NatsBackend {
-        kv: NatsKv::new(link.clone()),
+        kv,
         queue,
         objects: NatsObjects::new(link),
     })

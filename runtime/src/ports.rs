@@ -8,6 +8,6 @@ pub mod objects;
 pub mod queue;
 
 pub use executor::{ExecutionRequest, Executor, ObjectGrant, RawOutcome, Termination, by_kind};
-pub use kv::{Entry, KvStore, Scan};
+pub use kv::{Entry, KvStore, KvWrite, Scan};
 pub use objects::{BodyStream, ByteStream, ObjectStore};
 pub use queue::{Delivery, QueueStats, WorkQueue};

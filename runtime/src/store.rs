@@ -4,6 +4,7 @@
 
 mod executions;
 mod records;
+pub mod spill;
 
 use std::sync::Arc;
 
@@ -32,6 +33,10 @@ pub mod buckets {
     pub const EXECUTIONS_BY_OWNER: &str = "executions_by_owner";
     /// Ids of executions not yet final (for recovery).
     pub const EXECUTIONS_ACTIVE: &str = "executions_active";
+    /// `<owner>.<execution id>` of executions not yet final (quotas).
+    pub const EXECUTIONS_ACTIVE_BY_OWNER: &str = "executions_active_by_owner";
+    /// Chunks of large execution fields (see [`super::spill`]).
+    pub const EXECUTION_DATA: &str = "execution_data";
     /// Secrets by id.
     pub const SECRETS: &str = "secrets";
     /// `<owner>.<name>` -> secret id (uniqueness and lookup by name).
@@ -40,6 +45,10 @@ pub mod buckets {
     pub const GRANTS: &str = "grants";
     /// Worker heartbeats, by worker id.
     pub const WORKERS: &str = "workers";
+    /// Per-user quota overrides, by user id.
+    pub const QUOTAS: &str = "quotas";
+    /// `<owner>.<lower-case function name>` -> function id (unique names).
+    pub const FUNCTION_NAMES: &str = "function_names";
     /// Every bucket above.
     pub const ALL: &[&str] = &[
         USERS,
@@ -49,10 +58,14 @@ pub mod buckets {
         EXECUTIONS,
         EXECUTIONS_BY_OWNER,
         EXECUTIONS_ACTIVE,
+        EXECUTIONS_ACTIVE_BY_OWNER,
+        EXECUTION_DATA,
         SECRETS,
         SECRET_NAMES,
         GRANTS,
         WORKERS,
+        QUOTAS,
+        FUNCTION_NAMES,
     ];
 }
 

@@ -4,11 +4,13 @@
 //!
 //! - [`attempt`]: one delivery from lease to ack;
 //! - `context`: secrets, object grants and staging for one attempt;
-//! - [`presence`]: the heartbeat that shows a worker is alive.
+//! - [`presence`]: the heartbeat that shows a worker is alive;
+//! - [`reconcile`]: queues again what a cut between two writes left unqueued.
 
 mod attempt;
 mod context;
 pub mod presence;
+pub mod reconcile;
 
 pub use context::{Grant, grant_key};
 
@@ -80,16 +82,13 @@ impl Worker {
         })
     }
 
-    /// Re-enqueues every execution that is not final (ids already queued are not
-    /// duplicated). Run at start-up: a crash between accepting and queueing loses nothing.
+    /// Queues again every execution that is not final and not queued, whatever the
+    /// queue's cap, and drops stale active markers. Run at start-up by the process
+    /// that owns the queue (embedded backend).
     pub async fn requeue_unfinished(&self) -> crate::Result<usize> {
-        let ids = self.store.active_executions(0).await?;
-        for id in &ids {
-            self.queue
-                .enqueue(id, bytes::Bytes::from(id.clone()))
-                .await?;
-        }
-        Ok(ids.len())
+        let done =
+            reconcile::reconcile_once(&self.store, self.queue.as_ref(), Duration::ZERO).await?;
+        Ok(done.requeued)
     }
 
     /// Runs until `shutdown` fires, then lets in-flight executions finish within the

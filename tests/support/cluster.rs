@@ -46,7 +46,7 @@ impl Proc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn kill9(&mut self) {
+    pub fn kill9(&mut self) {
         if self.stopped {
             self.signal("-CONT");
             self.stopped = false;
@@ -189,7 +189,7 @@ impl Drop for Cluster {
     }
 }
 
-fn spawn(nats_url: &str, role: &'static str, log: &Path, env: &[(String, String)]) -> Proc {
+pub fn spawn(nats_url: &str, role: &'static str, log: &Path, env: &[(String, String)]) -> Proc {
     let data = tempfile::tempdir().expect("data dir");
     let file = std::fs::File::create(log).expect("log file");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_faas"));
@@ -201,6 +201,9 @@ fn spawn(nats_url: &str, role: &'static str, log: &Path, env: &[(String, String)
         .env("FAAS_SECRETS_KEY", SECRETS_KEY)
         .env("FAAS_DOCKER", "off")
         .env("FAAS_SHUTDOWN_GRACE_SECS", "2")
+        // Load tests measure the platform, not the per-user quotas.
+        .env("FAAS_QUOTA_SUBMISSIONS_PER_MINUTE", "0")
+        .env("FAAS_QUOTA_ACTIVE_EXECUTIONS", "0")
         .env(
             "RUST_LOG",
             "info,tower_http=warn,cranelift=warn,wasmtime=warn",
@@ -225,7 +228,7 @@ fn spawn(nats_url: &str, role: &'static str, log: &Path, env: &[(String, String)
 }
 
 /// The `addr=` field of the "faas is listening" line.
-fn wait_for_addr(p: &Proc) -> String {
+pub fn wait_for_addr(p: &Proc) -> String {
     let line = wait_for_log(p, "faas is listening", Duration::from_secs(60));
     line.split("addr=")
         .nth(1)
@@ -236,7 +239,7 @@ fn wait_for_addr(p: &Proc) -> String {
 
 /// Waits for a log line containing `needle`; returns it. Gives up quietly after
 /// `within` for optional lines (returns an empty string) unless it is the address.
-fn wait_for_log(p: &Proc, needle: &str, within: Duration) -> String {
+pub fn wait_for_log(p: &Proc, needle: &str, within: Duration) -> String {
     let deadline = Instant::now() + within;
     loop {
         if let Some(l) = p.log_text().lines().find(|l| l.contains(needle)) {

@@ -4,9 +4,8 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use bytes::Bytes;
 use faas_runtime::input::{normalize, parse};
-use faas_runtime::model::{Execution, ExecutionStatus, now};
+use faas_runtime::model::{Execution, ExecutionStatus, ExecutionSummary, now};
 use faas_runtime::store::ExecutionFilter;
 use serde::{Deserialize, Serialize};
 
@@ -37,11 +36,11 @@ pub struct ExecutionQuery {
     pub cursor: Option<String>,
 }
 
-/// `{"executions": [...]}`.
+/// `{"executions": [...]}`: summaries; read one by id for its input, output and logs.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ExecutionList {
     /// The page, newest first.
-    pub executions: Vec<Execution>,
+    pub executions: Vec<ExecutionSummary>,
     /// Cursor of the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
@@ -73,18 +72,30 @@ pub async fn submit(
             ));
         }
     }
+    crate::quotas::check_submit(&state, &caller.id).await?;
     let exec = Execution::pending(&function, text);
-    state.store.create_execution(&exec).await?;
-    if let Err(e) = state
-        .queue
-        .enqueue(&exec.id, Bytes::from(exec.id.clone()))
-        .await
-    {
-        let _ = state.store.discard_execution(&exec).await;
-        return Err(e.into());
-    }
+    accept(&state, exec.clone()).await?;
     tracing::info!(execution.id = %exec.id, function.id = %function.id, "execution queued");
     Ok((StatusCode::ACCEPTED, ApiJson(exec)))
+}
+
+/// Records and queues `exec` on a task of its own, so a client that goes away
+/// cannot stop it halfway; a failure rolls back what was written.
+pub(crate) async fn accept(state: &AppState, exec: Execution) -> ApiResult<()> {
+    let (store, queue) = (state.store.clone(), state.queue.clone());
+    let task = tokio::spawn(async move {
+        let result = store.accept_execution(queue.as_ref(), &exec).await;
+        if result.is_err()
+            && let Err(e) = store.discard_execution(&exec).await
+        {
+            tracing::warn!(execution.id = %exec.id, error = %e, "rollback of a failed submit failed; the reconciler finishes it");
+        }
+        result
+    });
+    match task.await {
+        Ok(result) => result.map(|_| ()).map_err(ApiError::from),
+        Err(e) => Err(faas_runtime::Error::Internal(format!("submit task failed: {e}")).into()),
+    }
 }
 
 fn strip(e: faas_runtime::Error) -> String {

@@ -77,6 +77,7 @@ pub async fn create(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    crate::quotas::check_functions(&state, &caller.id).await?;
     let function = if content_type.starts_with("multipart/form-data") {
         let form = Multipart::from_request(req, &state)
             .await
@@ -100,6 +101,12 @@ fn new_function(
     runtime: RuntimeKind,
 ) -> ApiResult<Function> {
     validate_name("function", &name)?;
+    if description.chars().count() > MAX_DESCRIPTION {
+        return Err(ApiError::bad_request(
+            "invalid_description",
+            format!("description is limited to {MAX_DESCRIPTION} characters"),
+        ));
+    }
     let l = &state.limits;
     let timeout_secs = timeout.unwrap_or(l.default_timeout_secs);
     if timeout_secs == 0 || timeout_secs > l.max_timeout_secs {
@@ -191,6 +198,37 @@ struct WasmForm {
     module: Option<Bytes>,
 }
 
+/// Longest description of a function (characters).
+pub const MAX_DESCRIPTION: usize = 1024;
+
+/// Longest text field of a deploy form (bytes).
+const MAX_FORM_FIELD: usize = 4 * 1024;
+
+/// A text form field of at most `max` bytes, read without buffering more.
+async fn bounded_text(
+    field: &mut axum::extract::multipart::Field<'_>,
+    max: usize,
+) -> ApiResult<String> {
+    let name = field.name().unwrap_or("").to_string();
+    let mut buf = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?
+    {
+        if buf.len() + chunk.len() > max {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                format!("form field {name:?} is longer than {max} bytes"),
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    String::from_utf8(buf).map_err(|_| {
+        ApiError::bad_request("invalid_field", format!("form field {name:?} is not UTF-8"))
+    })
+}
+
 async fn read_form(state: &AppState, mut form: Multipart) -> ApiResult<WasmForm> {
     let mut out = WasmForm::default();
     let bad = |e: axum::extract::multipart::MultipartError| {
@@ -212,7 +250,7 @@ async fn read_form(state: &AppState, mut form: Multipart) -> ApiResult<WasmForm>
             out.module = Some(buf.freeze());
             continue;
         }
-        let text = field.text().await.map_err(bad)?;
+        let text = bounded_text(&mut field, MAX_FORM_FIELD).await?;
         let number = |t: &str| {
             t.trim().parse::<u64>().map_err(|_| {
                 ApiError::bad_request("invalid_field", format!("{name} must be a whole number"))
@@ -297,8 +335,17 @@ pub async fn list(
     }))
 }
 
+/// True for text shaped like an id (at most 64 of `[A-Za-z0-9-]`): anything else
+/// names nothing and is not looked up.
+pub fn is_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 /// The caller's function.
 pub async fn owned(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Function> {
+    if !is_id(id) {
+        return Err(ApiError::not_found("function"));
+    }
     state
         .store
         .get_function(id, Some(&caller.id))

@@ -5,7 +5,10 @@
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE,
+    X_CONTENT_TYPE_OPTIONS,
+};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use faas_runtime::model::{ObjectMeta, objects_bucket, validate_name};
@@ -41,40 +44,41 @@ pub async fn upload(
 ) -> ApiResult<impl IntoResponse> {
     super::functions::owned(&state, &caller, &fid).await?;
     validate_name("object", &name)?;
-    let max = state.limits.max_object_bytes;
-    let declared = header_u64(req.headers(), CONTENT_LENGTH);
-    let content_type = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/octet-stream")
-        .to_string();
     let bucket = objects_bucket(&fid);
-    let meta = if content_type.starts_with("multipart/form-data") {
-        if declared.is_some_and(|n| n > max + MULTIPART_SLACK) {
-            return Err(too_large(max));
+    let limit = state.limits.max_object_bytes;
+    let room = crate::quotas::object_room(&state, &caller.id, (&bucket, &name)).await?;
+    let max = room.map_or(limit, |r| r.min(limit));
+    let over = |e: ApiError| match room {
+        Some(r) if r < limit && e.status == StatusCode::PAYLOAD_TOO_LARGE => {
+            crate::quotas::exceeded("max_object_bytes", r, None)
         }
-        let mut form = Multipart::from_request(req, &state)
-            .await
-            .map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?;
-        let bad = |e: axum::extract::multipart::MultipartError| {
-            ApiError::bad_request("malformed_multipart", e.body_text())
-        };
-        loop {
-            let field = form.next_field().await.map_err(bad)?.ok_or_else(|| {
-                ApiError::bad_request("missing_field", "multipart upload needs a `file` field")
-            })?;
-            if field.name() != Some("file") {
-                continue;
-            }
-            let ct = field
-                .content_type()
-                .unwrap_or("application/octet-stream")
-                .to_string();
-            let body: BodyStream<'_> = field.map_err(std::io::Error::other).boxed();
-            break state.objects.put(&bucket, &name, &ct, body, max).await?;
-        }
-    } else {
+        _ => e,
+    };
+    let meta = receive(&state, &bucket, &name, max, req)
+        .await
+        .map_err(over)?;
+    tracing::info!(function.id = %fid, object = %name, size = meta.size, "object stored");
+    Ok((StatusCode::CREATED, ApiJson(meta)))
+}
+
+/// Longest Content-Type kept with an object.
+const MAX_CONTENT_TYPE: usize = 255;
+
+/// Streams the request's body (raw, or a multipart `file` field) into the store.
+async fn receive(
+    state: &AppState,
+    bucket: &str,
+    name: &str,
+    max: u64,
+    req: Request,
+) -> ApiResult<ObjectMeta> {
+    let declared = header_u64(req.headers(), CONTENT_LENGTH);
+    let content_type = content_type_of(
+        req.headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    )?;
+    if !content_type.starts_with("multipart/form-data") {
         if declared.is_some_and(|n| n > max) {
             return Err(too_large(max));
         }
@@ -83,13 +87,48 @@ pub async fn upload(
             .into_data_stream()
             .map_err(std::io::Error::other)
             .boxed();
-        state
+        return Ok(state
             .objects
-            .put(&bucket, &name, &content_type, body, max)
-            .await?
+            .put(bucket, name, &content_type, body, max)
+            .await?);
+    }
+    if declared.is_some_and(|n| n > max + MULTIPART_SLACK) {
+        return Err(too_large(max));
+    }
+    let mut form = Multipart::from_request(req, state)
+        .await
+        .map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?;
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request("malformed_multipart", e.body_text())
     };
-    tracing::info!(function.id = %fid, object = %name, size = meta.size, "object stored");
-    Ok((StatusCode::CREATED, ApiJson(meta)))
+    loop {
+        let field = form.next_field().await.map_err(bad)?.ok_or_else(|| {
+            ApiError::bad_request("missing_field", "multipart upload needs a `file` field")
+        })?;
+        if field.name() != Some("file") {
+            continue;
+        }
+        let ct = content_type_of(field.content_type())?;
+        let body: BodyStream<'_> = field.map_err(std::io::Error::other).boxed();
+        return Ok(state.objects.put(bucket, name, &ct, body, max).await?);
+    }
+}
+
+/// The Content-Type to keep: given or `application/octet-stream`; at most
+/// [`MAX_CONTENT_TYPE`] printable ASCII characters.
+fn content_type_of(given: Option<&str>) -> ApiResult<String> {
+    let ct = given.unwrap_or("application/octet-stream").trim();
+    if ct.len() > MAX_CONTENT_TYPE || !ct.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(ApiError::bad_request(
+            "invalid_content_type",
+            format!("Content-Type must be at most {MAX_CONTENT_TYPE} printable ASCII characters"),
+        ));
+    }
+    Ok(if ct.is_empty() {
+        "application/octet-stream".into()
+    } else {
+        ct.to_string()
+    })
 }
 
 fn header_u64(h: &HeaderMap, name: axum::http::HeaderName) -> Option<u64> {
@@ -108,7 +147,8 @@ fn too_large(max: u64) -> ApiError {
     ApiError::too_large(format!("objects are limited to {max} bytes"))
 }
 
-/// Downloads an object with its original Content-Type.
+/// Downloads an object with its original Content-Type, as an attachment
+/// (`Content-Disposition: attachment`, `nosniff`, `Content-Security-Policy: sandbox`).
 #[utoipa::path(get, path = "/api/function-objects/{function_id}/{name}", tag = "objects", security(("bearer" = [])),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn download(
@@ -127,9 +167,17 @@ async fn stream_object(state: &AppState, fid: &str, name: &str) -> ApiResult<Res
         .get(&objects_bucket(fid), name)
         .await
         .map_err(object_error)?;
+    // Never a page on the API's origin: a download, not sniffed, in a sandbox.
     Response::builder()
         .header(CONTENT_TYPE, meta.content_type)
         .header(CONTENT_LENGTH, meta.size)
+        .header(
+            CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}\"", meta.name),
+        )
+        .header(X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'")
+        .header(CACHE_CONTROL, "private, no-store")
         .body(Body::from_stream(body))
         .map_err(|e| faas_runtime::Error::Internal(e.to_string()).into())
 }

@@ -87,6 +87,7 @@ pub async fn create(
 ) -> ApiResult<impl IntoResponse> {
     validate_name("secret", &body.name)?;
     check_value(&state, &body.value)?;
+    crate::quotas::check_secrets(&state, &caller.id).await?;
     let id = new_id();
     let sealed = state.secrets.seal(body.value.as_bytes(), &id)?;
     let at = now();

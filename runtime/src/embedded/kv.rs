@@ -5,7 +5,7 @@ use bytes::Bytes;
 use rusqlite::{OptionalExtension, params};
 
 use super::db::{Db, next_revision, sql};
-use crate::ports::{Entry, KvStore, Scan};
+use crate::ports::{Entry, KvStore, KvWrite, Scan};
 use crate::{Error, Result};
 
 /// Revisioned buckets in SQLite.
@@ -45,17 +45,45 @@ fn write_if(
     check: impl FnOnce(Option<&Entry>) -> Result<()>,
 ) -> Result<u64> {
     let tx = conn.transaction().map_err(sql)?;
-    let current = read(&tx, bucket, key)?;
+    let rev = write_in(&tx, bucket, key, value, check)?;
+    tx.commit().map_err(sql)?;
+    Ok(rev)
+}
+
+/// Writes `key` inside an open transaction when `check` accepts its current entry.
+fn write_in(
+    tx: &rusqlite::Transaction<'_>,
+    bucket: &str,
+    key: &str,
+    value: &[u8],
+    check: impl FnOnce(Option<&Entry>) -> Result<()>,
+) -> Result<u64> {
+    let current = read(tx, bucket, key)?;
     check(current.as_ref())?;
-    let rev = next_revision(&tx)?;
+    let rev = next_revision(tx)?;
     tx.execute(
         "INSERT INTO kv (bucket, key, value, revision) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value, revision = excluded.revision",
         params![bucket, key, value, rev as i64],
     )
     .map_err(sql)?;
-    tx.commit().map_err(sql)?;
     Ok(rev)
+}
+
+/// Applies a batch of writes inside an open transaction (the caller commits).
+pub(crate) fn apply_in(tx: &rusqlite::Transaction<'_>, writes: &[KvWrite]) -> Result<Vec<u64>> {
+    writes
+        .iter()
+        .map(|w| match w {
+            KvWrite::Create { bucket, key, value } => {
+                write_in(tx, bucket, key, value, |cur| match cur {
+                    Some(_) => Err(Error::Conflict(format!("{bucket}/{key} already exists"))),
+                    None => Ok(()),
+                })
+            }
+            KvWrite::Put { bucket, key, value } => write_in(tx, bucket, key, value, |_| Ok(())),
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -117,6 +145,32 @@ impl KvStore for EmbeddedKv {
     async fn scan(&self, bucket: &str, scan: Scan) -> Result<Vec<(String, Entry)>> {
         let b = bucket.to_string();
         self.db.call(move |c| scan_rows(c, &b, &scan)).await
+    }
+
+    async fn count(&self, bucket: &str, prefix: &str) -> Result<u64> {
+        let (b, p) = (bucket.to_string(), prefix.to_string());
+        self.db
+            .call(move |c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM kv WHERE bucket = ?1 AND substr(key, 1, ?2) = ?3",
+                    params![b, p.len() as i64, p],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|n| n as u64)
+                .map_err(sql)
+            })
+            .await
+    }
+
+    async fn apply(&self, writes: Vec<KvWrite>) -> Result<Vec<u64>> {
+        self.db
+            .call(move |c| {
+                let tx = c.transaction().map_err(sql)?;
+                let revs = apply_in(&tx, &writes)?;
+                tx.commit().map_err(sql)?;
+                Ok(revs)
+            })
+            .await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -10,7 +10,7 @@ use rusqlite::params;
 use tokio::sync::Notify;
 
 use super::db::{Db, now_ms, sql};
-use crate::ports::{Delivery, QueueStats, WorkQueue};
+use crate::ports::{Delivery, KvWrite, QueueStats, WorkQueue};
 use crate::{Error, Result};
 
 /// Limits of an [`EmbeddedQueue`].
@@ -127,32 +127,80 @@ impl EmbeddedQueue {
     }
 }
 
+/// Adds a message unless its id is queued already (no cap: callers check it).
+fn insert(c: &rusqlite::Connection, id: &str, payload: &[u8]) -> Result<()> {
+    let now = now_ms();
+    c.execute(
+        "INSERT OR IGNORE INTO queue (id, payload, visible_at, enqueued_at) VALUES (?1, ?2, ?3, ?3)",
+        params![id, payload, now],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
 #[async_trait]
 impl WorkQueue for EmbeddedQueue {
     async fn enqueue(&self, id: &str, payload: Bytes) -> Result<()> {
+        self.enqueue_with(Vec::new(), id, payload).await.map(|_| ())
+    }
+
+    async fn enqueue_with(
+        &self,
+        writes: Vec<KvWrite>,
+        id: &str,
+        payload: Bytes,
+    ) -> Result<Vec<u64>> {
         let id = id.to_string();
         let max = self.config.max_messages as i64;
-        self.db
+        let revs = self
+            .db
             .call(move |c| {
-                let count: i64 = c
+                let tx = c.transaction().map_err(sql)?;
+                let count: i64 = tx
                     .query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))
                     .map_err(sql)?;
-                if count >= max {
+                let queued: i64 = tx
+                    .query_row(
+                        "SELECT COUNT(*) FROM queue WHERE id = ?1",
+                        params![id],
+                        |r| r.get(0),
+                    )
+                    .map_err(sql)?;
+                if count >= max && queued == 0 {
                     return Err(Error::Overloaded(format!(
                         "the queue holds {count} messages, its limit"
                     )));
                 }
-                let now = now_ms();
-                c.execute(
-                    "INSERT OR IGNORE INTO queue (id, payload, visible_at, enqueued_at) VALUES (?1, ?2, ?3, ?3)",
-                    params![id, payload.as_ref(), now],
-                )
-                .map_err(sql)?;
-                Ok(())
+                let revs = super::kv::apply_in(&tx, &writes)?;
+                insert(&tx, &id, &payload)?;
+                tx.commit().map_err(sql)?;
+                Ok(revs)
             })
             .await?;
         self.notify.notify_waiters();
+        Ok(revs)
+    }
+
+    async fn requeue(&self, id: &str, payload: Bytes) -> Result<()> {
+        let id = id.to_string();
+        self.db.call(move |c| insert(c, &id, &payload)).await?;
+        self.notify.notify_waiters();
         Ok(())
+    }
+
+    async fn holds(&self, id: &str) -> Result<bool> {
+        let id = id.to_string();
+        self.db
+            .call(move |c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM queue WHERE id = ?1",
+                    params![id],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|n| n > 0)
+                .map_err(sql)
+            })
+            .await
     }
 
     async fn lease(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {

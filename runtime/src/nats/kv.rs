@@ -11,10 +11,12 @@ use async_nats::jetstream::kv::{
 use async_nats::jetstream::stream::StorageType;
 use async_trait::async_trait;
 use bytes::Bytes;
+use std::future::IntoFuture;
+
 use futures::TryStreamExt;
 
 use super::link::{Link, check_bucket, is_stream_not_found};
-use crate::ports::{Entry, KvStore, Scan};
+use crate::ports::{Entry, KvStore, KvWrite, Scan};
 use crate::{Error, Result};
 
 /// Values read at once (concurrently) while a scan fills its page.
@@ -61,6 +63,7 @@ impl NatsKv {
                     bucket: name.to_string(),
                     history: 1,
                     storage: StorageType::File,
+                    num_replicas: self.link.replicas(),
                     ..Default::default()
                 };
                 match js.create_key_value(config).await {
@@ -89,8 +92,9 @@ impl NatsKv {
         }
     }
 
-    /// The bucket's keys starting with `prefix`, ascending (deleted keys included:
-    /// their delete markers are still subjects of the stream).
+    /// The bucket's keys starting with `prefix`, ascending. Deletes purge a key's
+    /// subject, so only live keys are listed (a delete marker written by an older
+    /// release is listed until migrated; reads skip it).
     async fn keys(&self, store: &kv::Store, prefix: &str) -> Result<Vec<String>> {
         let filter = subject_filter(&store.prefix, prefix);
         let subjects = self
@@ -194,12 +198,35 @@ impl KvStore for NatsKv {
         })
     }
 
+    /// Removes every message of the key's subject (not a delete marker), so deleted
+    /// keys leave nothing behind for listings and counts to wade through.
     async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
         let store = self.bucket(bucket).await?;
+        if key.is_empty() || key.contains(['*', '>', ' ']) || key.starts_with('.') {
+            return Err(invalid_key(key));
+        }
+        let subject = format!("{}{key}", store.prefix);
         self.link
-            .run("delete", store.delete(key))
+            .run("delete", store.stream.purge().filter(subject).into_future())
             .await?
+            .map(|_| ())
             .map_err(|e| self.link.fault("delete", e))
+    }
+
+    async fn count(&self, bucket: &str, prefix: &str) -> Result<u64> {
+        let store = self.bucket(bucket).await?;
+        Ok(self.keys(&store, prefix).await?.len() as u64)
+    }
+
+    async fn apply(&self, writes: Vec<KvWrite>) -> Result<Vec<u64>> {
+        let mut revs = Vec::with_capacity(writes.len());
+        for w in writes {
+            revs.push(match w {
+                KvWrite::Create { bucket, key, value } => self.create(&bucket, &key, value).await?,
+                KvWrite::Put { bucket, key, value } => self.put(&bucket, &key, value).await?,
+            });
+        }
+        Ok(revs)
     }
 
     async fn scan(&self, bucket: &str, scan: Scan) -> Result<Vec<(String, Entry)>> {

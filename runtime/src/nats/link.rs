@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use async_nats::connection::State;
 use async_nats::jetstream::{self, ErrorCode};
-use async_nats::{Client, ConnectErrorKind, ConnectOptions, Event};
+use async_nats::{Client, ConnectErrorKind, ConnectOptions, Event, ServerAddr};
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use super::{NatsAuth, NatsConfig};
 use crate::{Error, Result};
 
 /// Longest pause between two reconnection attempts.
@@ -23,16 +24,20 @@ pub(crate) struct Link {
     js: jetstream::Context,
     /// True from a disconnection until the next connection.
     down: watch::Receiver<bool>,
+    /// Replicas of the streams this process creates.
+    replicas: usize,
 }
 
 impl Link {
     /// Connects once (no retry: a wrong URL fails at once); reconnects forever after.
-    pub(crate) async fn connect(url: &str, request_timeout: Duration) -> Result<Self> {
+    pub(crate) async fn connect(url: &str, config: &NatsConfig) -> Result<Self> {
         let (tx, down) = watch::channel(false);
-        let client = ConnectOptions::new()
+        let servers = server_addrs(url)?;
+        let options = options(&config.auth)
+            .await?
             .name("faas")
             .connection_timeout(Duration::from_secs(5))
-            .request_timeout(Some(request_timeout))
+            .request_timeout(Some(config.request_timeout))
             .max_reconnects(None)
             .reconnect_delay_callback(|attempts| {
                 let ms = 100u64.saturating_mul(attempts as u64);
@@ -41,19 +46,32 @@ impl Link {
             .event_callback(move |event| {
                 let tx = tx.clone();
                 async move { on_event(&tx, event) }
-            })
-            .connect(url)
-            .await
-            .map_err(|e| match e.kind() {
-                ConnectErrorKind::ServerParse => Error::Invalid(format!("NATS url {url:?}: {e}")),
-                _ => Error::Unavailable(format!("cannot connect to NATS at {url}: {e}")),
-            })?;
+            });
+        let shown = redact(url);
+        let client = options.connect(servers).await.map_err(|e| match e.kind() {
+            ConnectErrorKind::ServerParse => Error::Invalid(format!("NATS url {shown:?}: {e}")),
+            ConnectErrorKind::AuthorizationViolation => Error::Invalid(format!(
+                "NATS at {shown} refused the credentials (FAAS_NATS_USER/FAAS_NATS_PASSWORD, FAAS_NATS_TOKEN or FAAS_NATS_CREDS): {e}"
+            )),
+            ConnectErrorKind::Tls => Error::Invalid(format!("TLS to NATS at {shown}: {e}")),
+            _ => Error::Unavailable(format!("cannot connect to NATS at {shown}: {e}")),
+        })?;
         let js = jetstream::ContextBuilder::new()
-            .timeout(request_timeout)
-            .ack_timeout(request_timeout)
+            .timeout(config.request_timeout)
+            .ack_timeout(config.request_timeout)
             .build(client.clone());
-        tracing::info!(url, "connected to NATS");
-        Ok(Link { client, js, down })
+        tracing::info!(url = %shown, "connected to NATS");
+        Ok(Link {
+            client,
+            js,
+            down,
+            replicas: config.replicas.max(1),
+        })
+    }
+
+    /// Replicas of the streams this process creates.
+    pub(crate) fn replicas(&self) -> usize {
+        self.replicas
     }
 
     /// The JetStream context.
@@ -112,6 +130,72 @@ impl Link {
             .map(|m| m.payload)
             .map_err(|e| self.fault(what, e))
     }
+}
+
+/// The servers of a comma-separated URL list.
+fn server_addrs(url: &str) -> Result<Vec<ServerAddr>> {
+    let servers = url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ServerAddr>()
+                .map_err(|e| Error::Invalid(format!("NATS url {:?}: {e}", redact(s))))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if servers.is_empty() {
+        return Err(Error::Invalid("NATS_URL names no server".into()));
+    }
+    Ok(servers)
+}
+
+/// The URL without any `user:password@` part, for logs and errors.
+pub fn redact(url: &str) -> String {
+    url.split(',')
+        .map(|u| match (u.find("://"), u.rfind('@')) {
+            (Some(s), Some(at)) if at > s => format!("{}://***@{}", &u[..s], &u[at + 1..]),
+            _ => u.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Connect options carrying the credentials and TLS settings.
+async fn options(auth: &NatsAuth) -> Result<ConnectOptions> {
+    let mut o = match &auth.creds_file {
+        Some(path) => ConnectOptions::with_credentials_file(path)
+            .await
+            .map_err(|e| Error::Invalid(format!("NATS creds file {}: {e}", path.display())))?,
+        None => ConnectOptions::new(),
+    };
+    match (&auth.user, &auth.password) {
+        (Some(u), Some(p)) => o = o.user_and_password(u.clone(), p.clone()),
+        (None, None) => {}
+        _ => {
+            return Err(Error::Invalid(
+                "FAAS_NATS_USER and FAAS_NATS_PASSWORD go together".into(),
+            ));
+        }
+    }
+    if let Some(t) = &auth.token {
+        o = o.token(t.clone());
+    }
+    if let Some(ca) = &auth.ca_file {
+        o = o.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    match (&auth.client_cert, &auth.client_key) {
+        (Some(c), Some(k)) => o = o.add_client_certificate(c.clone(), k.clone()),
+        (None, None) => {}
+        _ => {
+            return Err(Error::Invalid(
+                "FAAS_NATS_CERT and FAAS_NATS_KEY go together".into(),
+            ));
+        }
+    }
+    if auth.require_tls {
+        o = o.require_tls(true);
+    }
+    Ok(o)
 }
 
 fn on_event(down: &watch::Sender<bool>, event: Event) {

@@ -74,6 +74,7 @@ impl NatsObjects {
                 let config = object_store::Config {
                     bucket: name.to_string(),
                     storage: StorageType::File,
+                    num_replicas: self.link.replicas(),
                     ..Default::default()
                 };
                 js.create_object_store(config)

@@ -1,10 +1,13 @@
 //! [`NatsQueue`]: the work-queue port on a JetStream stream with work-queue
 //! retention and one durable pull consumer shared by every worker.
 //!
-//! - enqueue publishes with `Nats-Msg-Id` = the message id (duplicates inside the
-//!   stream's duplicate window are dropped) and waits for the server's PubAck, so
-//!   an accepted message is stored; a full stream (`DiscardPolicy::New`) refuses
-//!   it and enqueue fails with `Overloaded`;
+//! - enqueue publishes on `<subject>.<id>` with `Nats-Msg-Id` = the message id
+//!   (duplicates inside the stream's duplicate window are dropped) and waits for
+//!   the server's PubAck, so an accepted message is stored. The per-id subject lets
+//!   [`WorkQueue::holds`] ask the stream whether it still holds a message, so a
+//!   re-queue never duplicates one. The cap (`max_messages`) is checked before a
+//!   new message is published (from stream counts at most [`COUNT_TTL`] old);
+//!   re-queues of accepted work pass it;
 //! - lease is one pull request for up to `max` messages that waits up to `wait`
 //!   for the first; the attempt is the server's delivery count;
 //! - ack, nack and extend are `+ACK`, `-NAK {delay}` and `+WPI` sent to the
@@ -19,7 +22,9 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
+use async_nats::jetstream::stream::{
+    self, DiscardPolicy, LastRawMessageErrorKind, RetentionPolicy, StorageType,
+};
 use async_nats::jetstream::{AckKind, ErrorCode};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -27,40 +32,55 @@ use futures::StreamExt;
 use tokio::time::Instant;
 
 use super::NatsConfig;
+use super::kv::NatsKv;
 use super::leases::Leases;
 use super::link::{Link, api_code};
-use crate::ports::{Delivery, QueueStats, WorkQueue};
+use crate::ports::{Delivery, KvStore, KvWrite, QueueStats, WorkQueue};
 use crate::{Error, Result};
 
 /// Pause before asking again when the server ends a pull early without messages.
 const REPULL_PAUSE: Duration = Duration::from_millis(20);
 
+/// How old the message count behind the cap check may be.
+pub const COUNT_TTL: Duration = Duration::from_millis(250);
+
 /// A durable queue on NATS JetStream; cheap to clone.
 #[derive(Clone)]
 pub struct NatsQueue {
     link: Link,
+    kv: NatsKv,
+    stream: stream::Stream,
     consumer: PullConsumer,
     subject: String,
     ack_wait: Duration,
+    max_messages: u64,
+    count: Arc<std::sync::Mutex<Option<(Instant, u64)>>>,
     leases: Arc<Leases>,
 }
 
 impl NatsQueue {
     /// Creates or updates the stream and its consumer as `config` describes.
-    pub(crate) async fn open(link: Link, config: &NatsConfig) -> Result<Self> {
+    pub(crate) async fn open(link: Link, kv: NatsKv, config: &NatsConfig) -> Result<Self> {
         let js = link.js();
         js.create_or_update_stream(stream::Config {
             name: config.stream.clone(),
-            subjects: vec![config.subject.clone()],
+            // The bare subject is kept for messages of older releases.
+            subjects: vec![config.subject.clone(), format!("{}.*", config.subject)],
             retention: RetentionPolicy::WorkQueue,
             storage: StorageType::File,
-            max_messages: i64::try_from(config.max_messages).unwrap_or(i64::MAX),
+            // The cap is the platform's (new work only); re-queues must pass.
+            max_messages: -1,
             discard: DiscardPolicy::New,
             duplicate_window: config.duplicate_window,
+            num_replicas: config.replicas.max(1),
             ..Default::default()
         })
         .await
         .map_err(|e| link.fault("create the queue stream", e))?;
+        let stream = js
+            .get_stream(&config.stream)
+            .await
+            .map_err(|e| link.fault("open the queue stream", e))?;
         let consumer: PullConsumer = js
             .create_consumer_on_stream(
                 pull::Config {
@@ -77,11 +97,83 @@ impl NatsQueue {
         tracing::info!(stream = %config.stream, consumer = %config.consumer, "NATS queue ready");
         Ok(NatsQueue {
             link,
+            kv,
+            stream,
             consumer,
             subject: config.subject.clone(),
             ack_wait: config.ack_wait,
+            max_messages: config.max_messages,
+            count: Arc::new(std::sync::Mutex::new(None)),
             leases: Arc::new(Leases::new(config.ack_wait)),
         })
+    }
+
+    /// `Overloaded` when the stream holds `max_messages` or more and `id` is not
+    /// one of them. The count is at most [`COUNT_TTL`] old plus the messages this
+    /// process published since; it is read afresh before refusing.
+    async fn admit(&self, id: &str) -> Result<()> {
+        let cached = self
+            .cached_count()
+            .filter(|(at, _)| at.elapsed() < COUNT_TTL);
+        let held = match cached {
+            Some((_, n)) if n < self.max_messages => n,
+            _ => self.fresh_count().await?,
+        };
+        if held < self.max_messages {
+            if let Some((_, n)) = self
+                .count
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+            {
+                *n += 1;
+            }
+            return Ok(());
+        }
+        if self.holds(id).await? {
+            return Ok(());
+        }
+        Err(Error::Overloaded(format!(
+            "the queue holds {held} messages, its limit"
+        )))
+    }
+
+    async fn fresh_count(&self) -> Result<u64> {
+        let mut stream = self.stream.clone();
+        let info = self
+            .link
+            .run("queue count", stream.info())
+            .await?
+            .map_err(|e| self.link.fault("queue count", e))?;
+        let n = info.state.messages;
+        *self.count.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), n));
+        Ok(n)
+    }
+
+    fn cached_count(&self) -> Option<(Instant, u64)> {
+        *self.count.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes one message on its own subject and waits for the PubAck.
+    async fn publish(&self, id: &str, payload: Bytes) -> Result<()> {
+        if id.is_empty() || id.contains(['.', '*', '>', ' ']) {
+            return Err(Error::Invalid(format!("invalid message id {id:?}")));
+        }
+        let message = PublishMessage::build().payload(payload).message_id(id);
+        let subject = format!("{}.{id}", self.subject);
+        let publish = async {
+            let js = self.link.js();
+            js.send_publish(subject, message).await?.await
+        };
+        let ack = self
+            .link
+            .run("enqueue", publish)
+            .await?
+            .map_err(|e| publish_error(&self.link, e))?;
+        if ack.duplicate {
+            tracing::debug!(id, "duplicate enqueue dropped");
+        }
+        Ok(())
     }
 
     /// One pull request: up to `max` messages, waiting up to `expires` for the first.
@@ -165,20 +257,43 @@ fn publish_error(link: &Link, e: async_nats::jetstream::context::PublishError) -
 #[async_trait]
 impl WorkQueue for NatsQueue {
     async fn enqueue(&self, id: &str, payload: Bytes) -> Result<()> {
-        let message = PublishMessage::build().payload(payload).message_id(id);
-        let publish = async {
-            let js = self.link.js();
-            js.send_publish(self.subject.clone(), message).await?.await
-        };
-        let ack = self
-            .link
-            .run("enqueue", publish)
-            .await?
-            .map_err(|e| publish_error(&self.link, e))?;
-        if ack.duplicate {
-            tracing::debug!(id, "duplicate enqueue dropped");
+        self.admit(id).await?;
+        self.publish(id, payload).await
+    }
+
+    async fn enqueue_with(
+        &self,
+        writes: Vec<KvWrite>,
+        id: &str,
+        payload: Bytes,
+    ) -> Result<Vec<u64>> {
+        self.admit(id).await?;
+        let revs = self.kv.apply(writes).await?;
+        self.publish(id, payload).await?;
+        Ok(revs)
+    }
+
+    async fn requeue(&self, id: &str, payload: Bytes) -> Result<()> {
+        if self.holds(id).await? {
+            return Ok(());
         }
-        Ok(())
+        self.publish(id, payload).await
+    }
+
+    async fn holds(&self, id: &str) -> Result<bool> {
+        let subject = format!("{}.{id}", self.subject);
+        let found = self
+            .link
+            .run(
+                "find message",
+                self.stream.get_last_raw_message_by_subject(&subject),
+            )
+            .await?;
+        match found {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(false),
+            Err(e) => Err(self.link.fault("find message", e)),
+        }
     }
 
     async fn lease(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>> {

@@ -27,6 +27,49 @@ pub struct Scan {
     pub descending: bool,
 }
 
+/// One write of a batch applied with [`crate::ports::WorkQueue::enqueue_with`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum KvWrite {
+    /// Writes `key` only if absent (the whole batch fails with `Conflict` otherwise).
+    Create {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Value.
+        value: Bytes,
+    },
+    /// Writes `key` unconditionally.
+    Put {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Value.
+        value: Bytes,
+    },
+}
+
+impl KvWrite {
+    /// A `Create` write.
+    pub fn create(bucket: &str, key: &str, value: Bytes) -> Self {
+        KvWrite::Create {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            value,
+        }
+    }
+
+    /// A `Put` write.
+    pub fn put(bucket: &str, key: &str, value: Bytes) -> Self {
+        KvWrite::Put {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            value,
+        }
+    }
+}
+
 /// Buckets of keys to values with revision-checked updates.
 ///
 /// Keys are `[A-Za-z0-9._=-]` strings; `.` separates index parts.
@@ -45,6 +88,11 @@ pub trait KvStore: Send + Sync + 'static {
     async fn delete(&self, bucket: &str, key: &str) -> Result<()>;
     /// Keys in order with their entries.
     async fn scan(&self, bucket: &str, scan: Scan) -> Result<Vec<(String, Entry)>>;
+    /// How many live keys start with `prefix`.
+    async fn count(&self, bucket: &str, prefix: &str) -> Result<u64>;
+    /// Applies `writes` in order (the embedded backend in one transaction; NATS one
+    /// by one, stopping at the first failure). Returns each write's revision.
+    async fn apply(&self, writes: Vec<KvWrite>) -> Result<Vec<u64>>;
     /// Fails when the store cannot be reached.
     async fn ping(&self) -> Result<()>;
 }

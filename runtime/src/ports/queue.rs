@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::Result;
+use crate::ports::KvWrite;
 
 /// A message handed to one consumer until it is acked, nacked or its lease expires.
 #[derive(Debug, Clone)]
@@ -42,6 +43,24 @@ pub trait WorkQueue: Send + Sync + 'static {
     /// Adds a message; an id already queued is not added twice.
     /// `Overloaded` when the queue is full.
     async fn enqueue(&self, id: &str, payload: Bytes) -> Result<()>;
+    /// Applies `writes` to the key-value store and adds a message, as one unit where
+    /// the backend can: the embedded backend does both in one transaction (all or
+    /// nothing); NATS applies the writes, then publishes, so a cut in between leaves
+    /// records without a message, which [`crate::worker::reconcile`] queues again.
+    /// `Overloaded` (nothing written) when the queue is full. Returns the writes'
+    /// revisions.
+    async fn enqueue_with(
+        &self,
+        writes: Vec<KvWrite>,
+        id: &str,
+        payload: Bytes,
+    ) -> Result<Vec<u64>>;
+    /// Re-adds a message that was accepted before (start-up recovery, reconciler):
+    /// never refused by the queue's cap, and an id the queue still holds is not
+    /// added twice.
+    async fn requeue(&self, id: &str, payload: Bytes) -> Result<()>;
+    /// True while the queue holds a message with this id (waiting, delayed or leased).
+    async fn holds(&self, id: &str) -> Result<bool>;
     /// Up to `max` messages, waiting up to `wait` for the first.
     async fn lease(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>>;
     /// Done: removes the message. `Conflict` if the lease was lost.

@@ -1,12 +1,14 @@
-//! Executions: records, owner index, the set of active ones.
+//! Executions: records (large fields spilled, see [`super::spill`]), the owner
+//! index, the set of active ones (globally and per owner).
 
 use bytes::Bytes;
 
 use super::records::page;
+use super::spill::{self, StoredExecution};
 use super::{Page, Store, buckets as b, owner_key};
-use crate::Result;
-use crate::model::{Execution, ExecutionStatus};
-use crate::ports::Scan;
+use crate::model::{Execution, ExecutionStatus, ExecutionSummary};
+use crate::ports::{KvWrite, Scan, WorkQueue};
+use crate::{Error, Result};
 
 /// Optional filters of an execution listing.
 #[derive(Debug, Clone, Default)]
@@ -21,48 +23,170 @@ pub struct ExecutionFilter {
 const SCAN_BUDGET: usize = 5_000;
 
 impl Store {
-    /// Creates a pending execution with its index entries.
-    pub async fn create_execution(&self, e: &Execution) -> Result<u64> {
-        let rev = self.create_json(b::EXECUTIONS, &e.id, e).await?;
-        self.kv()
-            .put(
-                b::EXECUTIONS_BY_OWNER,
-                &owner_key(&e.owner_id, &e.id),
-                Bytes::new(),
-            )
+    /// Records a pending execution (record, chunks, indexes) and queues it, as one
+    /// unit where the backend can (see [`WorkQueue::enqueue_with`]). Returns the
+    /// record's revision.
+    pub async fn accept_execution(&self, queue: &dyn WorkQueue, e: &Execution) -> Result<u64> {
+        let (writes, at) = self.creation_writes(e)?;
+        let revs = queue
+            .enqueue_with(writes, &e.id, Bytes::from(e.id.clone()))
             .await?;
-        self.kv()
-            .put(b::EXECUTIONS_ACTIVE, &e.id, Bytes::new())
-            .await?;
-        Ok(rev)
+        revs.get(at)
+            .copied()
+            .ok_or_else(|| Error::Internal("the record's write has no revision".into()))
     }
 
-    /// An execution and its revision, only if `owner` owns it (`None` = any).
+    /// Records a pending execution without queueing it (tests, tools).
+    pub async fn create_execution(&self, e: &Execution) -> Result<u64> {
+        let (writes, at) = self.creation_writes(e)?;
+        let revs = self.kv().apply(writes).await?;
+        Ok(revs[at])
+    }
+
+    /// The writes that create `e`, in the order that is safe when a cut may stop
+    /// them halfway (active markers first, chunks before the record that names
+    /// them), and the index of the record's write.
+    fn creation_writes(&self, e: &Execution) -> Result<(Vec<KvWrite>, usize)> {
+        let (stored, chunks) = spill::split(e, true);
+        let mut writes = vec![
+            KvWrite::put(b::EXECUTIONS_ACTIVE, &e.id, Bytes::new()),
+            KvWrite::put(
+                b::EXECUTIONS_ACTIVE_BY_OWNER,
+                &owner_key(&e.owner_id, &e.id),
+                Bytes::new(),
+            ),
+        ];
+        writes.extend(chunks);
+        let at = writes.len();
+        writes.push(KvWrite::create(
+            b::EXECUTIONS,
+            &e.id,
+            super::encode(&stored)?,
+        ));
+        writes.push(KvWrite::put(
+            b::EXECUTIONS_BY_OWNER,
+            &owner_key(&e.owner_id, &e.id),
+            Bytes::new(),
+        ));
+        Ok((writes, at))
+    }
+
+    /// An execution and its revision, only if `owner` owns it (`None` = any), with
+    /// its spilled fields read back.
     pub async fn get_execution(
         &self,
         id: &str,
         owner: Option<&str>,
     ) -> Result<Option<(Execution, u64)>> {
-        let e: Option<(Execution, u64)> = self.get_json(b::EXECUTIONS, id).await?;
-        Ok(e.filter(|(e, _)| owner.is_none_or(|o| o == e.owner_id)))
+        let Some((stored, rev)) = self.get_stored(id, owner).await? else {
+            return Ok(None);
+        };
+        Ok(Some((self.join(stored).await?, rev)))
     }
 
-    /// Writes `e` if it is still at `revision`; drops it from the active set once final.
+    async fn get_stored(
+        &self,
+        id: &str,
+        owner: Option<&str>,
+    ) -> Result<Option<(StoredExecution, u64)>> {
+        let e: Option<(StoredExecution, u64)> = self.get_json(b::EXECUTIONS, id).await?;
+        Ok(e.filter(|(e, _)| owner.is_none_or(|o| o == e.exec.owner_id)))
+    }
+
+    async fn join(&self, stored: StoredExecution) -> Result<Execution> {
+        let mut e = stored.exec;
+        let Some(spill) = stored.spill else {
+            return Ok(e);
+        };
+        let get = |key: String| async move {
+            Ok(self
+                .kv()
+                .get(b::EXECUTION_DATA, &key)
+                .await?
+                .map(|e| e.value))
+        };
+        if let Some(blob) = &spill.input {
+            e.input = spill::join(blob, get).await?;
+        }
+        if let Some(blob) = &spill.output {
+            let output = spill::join(blob, get).await?;
+            if spill.result_from_output {
+                e.result = serde_json::from_str(&output).ok();
+            }
+            e.output = Some(output);
+        }
+        if let Some(blob) = &spill.logs {
+            e.logs = Some(spill::join(blob, get).await?);
+        }
+        Ok(e)
+    }
+
+    /// Writes `e` if it is still at `revision`; drops it from the active sets once
+    /// final. A losing write removes the chunks it wrote.
     pub async fn update_execution(&self, e: &Execution, revision: u64) -> Result<u64> {
-        let rev = self.update_json(b::EXECUTIONS, &e.id, e, revision).await?;
+        let (stored, chunks) = spill::split(e, false);
+        let written = spill::written_keys(&chunks);
+        if !chunks.is_empty() {
+            self.kv().apply(chunks).await?;
+        }
+        let rev = match self
+            .update_json(b::EXECUTIONS, &e.id, &stored, revision)
+            .await
+        {
+            Ok(rev) => rev,
+            Err(err) => {
+                for key in &written {
+                    let _ = self.kv().delete(b::EXECUTION_DATA, key).await;
+                }
+                return Err(err);
+            }
+        };
         if e.status.is_final() {
-            self.kv().delete(b::EXECUTIONS_ACTIVE, &e.id).await?;
+            self.drop_active(e).await?;
         }
         Ok(rev)
     }
 
-    /// Removes an execution that was never queued (submit rolled back).
-    pub async fn discard_execution(&self, e: &Execution) -> Result<()> {
+    async fn drop_active(&self, e: &Execution) -> Result<()> {
         self.kv().delete(b::EXECUTIONS_ACTIVE, &e.id).await?;
+        self.kv()
+            .delete(
+                b::EXECUTIONS_ACTIVE_BY_OWNER,
+                &owner_key(&e.owner_id, &e.id),
+            )
+            .await
+    }
+
+    /// Removes an execution that was never queued (submit rolled back), chunks
+    /// and indexes included.
+    pub async fn discard_execution(&self, e: &Execution) -> Result<()> {
+        let (stored, _) = spill::split(e, false);
+        self.drop_active(e).await?;
         self.kv()
             .delete(b::EXECUTIONS_BY_OWNER, &owner_key(&e.owner_id, &e.id))
             .await?;
-        self.kv().delete(b::EXECUTIONS, &e.id).await
+        self.kv().delete(b::EXECUTIONS, &e.id).await?;
+        for key in stored
+            .spill
+            .as_ref()
+            .map(spill::chunk_keys)
+            .unwrap_or_default()
+        {
+            self.kv().delete(b::EXECUTION_DATA, &key).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the active markers of an id whose record is gone or final
+    /// (repairs a cut between two writes).
+    pub async fn forget_active(&self, id: &str) -> Result<()> {
+        if let Some((stored, _)) = self.get_stored(id, None).await? {
+            if !stored.exec.status.is_final() {
+                return Err(Error::Conflict(format!("execution {id} is still active")));
+            }
+            return self.drop_active(&stored.exec).await;
+        }
+        self.kv().delete(b::EXECUTIONS_ACTIVE, id).await
     }
 
     /// Ids of executions not yet final, oldest first.
@@ -80,14 +204,22 @@ impl Store {
         Ok(rows.into_iter().map(|(k, _)| k).collect())
     }
 
-    /// The owner's executions, newest first, filtered.
+    /// How many of the owner's executions are queued or running.
+    pub async fn count_active(&self, owner: &str) -> Result<u64> {
+        self.kv()
+            .count(b::EXECUTIONS_ACTIVE_BY_OWNER, &format!("{owner}."))
+            .await
+    }
+
+    /// Summaries of the owner's executions, newest first, filtered. Spilled fields
+    /// are not read: a page costs its records, never their outputs.
     pub async fn list_executions(
         &self,
         owner: &str,
         filter: &ExecutionFilter,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<Page<Execution>> {
+    ) -> Result<Page<ExecutionSummary>> {
         let mut items = Vec::new();
         let mut after = cursor.map(str::to_string);
         let mut examined = 0;
@@ -100,10 +232,10 @@ impl Store {
             };
             examined += ids.len();
             for id in ids {
-                if let Some((e, _)) = self.get_execution(&id, Some(owner)).await?
-                    && matches(filter, &e)
+                if let Some((s, _)) = self.get_stored(&id, Some(owner)).await?
+                    && matches(filter, &s.exec)
                 {
-                    items.push(e);
+                    items.push(ExecutionSummary::of(&s.exec, s.sizes()));
                     if items.len() > limit {
                         break;
                     }

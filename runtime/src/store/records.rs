@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::{Page, Store, buckets as b, owner_key};
-use crate::model::{Function, Secret, User};
+use crate::model::{Function, Quotas, Secret, User};
 use crate::ports::Scan;
 use crate::{Error, Result};
 
@@ -62,9 +62,29 @@ impl Store {
         Ok(page(&mut items, limit, |u| u.id.clone()))
     }
 
-    /// Creates a function and its owner index entry.
+    /// Creates a function and its owner index entry; `Conflict` when the owner has
+    /// a function of that name (names compare case-insensitively).
     pub async fn create_function(&self, f: &Function) -> Result<()> {
-        self.create_json(b::FUNCTIONS, &f.id, f).await?;
+        self.kv()
+            .create(
+                b::FUNCTION_NAMES,
+                &function_name_key(&f.owner_id, &f.name),
+                Bytes::from(f.id.clone()),
+            )
+            .await
+            .map_err(|e| match e {
+                Error::Conflict(_) => {
+                    Error::Conflict(format!("a function named {} exists", f.name))
+                }
+                other => other,
+            })?;
+        if let Err(e) = self.create_json(b::FUNCTIONS, &f.id, f).await {
+            let _ = self
+                .kv()
+                .delete(b::FUNCTION_NAMES, &function_name_key(&f.owner_id, &f.name))
+                .await;
+            return Err(e);
+        }
         self.kv()
             .put(
                 b::FUNCTIONS_BY_OWNER,
@@ -101,20 +121,67 @@ impl Store {
         Ok(page(&mut items, limit, |f| f.id.clone()))
     }
 
-    /// Deletes a function record and its index entry.
+    /// Deletes a function record and its index entries.
     pub async fn delete_function(&self, f: &Function) -> Result<()> {
         self.kv().delete(b::FUNCTIONS, &f.id).await?;
         self.kv()
             .delete(b::FUNCTIONS_BY_OWNER, &owner_key(&f.owner_id, &f.id))
+            .await?;
+        let key = function_name_key(&f.owner_id, &f.name);
+        if let Some(e) = self.kv().get(b::FUNCTION_NAMES, &key).await?
+            && e.value.as_ref() == f.id.as_bytes()
+        {
+            self.kv().delete(b::FUNCTION_NAMES, &key).await?;
+        }
+        Ok(())
+    }
+
+    /// The owner's function called `name` (any case).
+    pub async fn find_function(&self, owner: &str, name: &str) -> Result<Option<Function>> {
+        let Some(e) = self
+            .kv()
+            .get(b::FUNCTION_NAMES, &function_name_key(owner, name))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let id = String::from_utf8_lossy(&e.value).into_owned();
+        self.get_function(&id, Some(owner)).await
+    }
+
+    /// How many functions the owner has.
+    pub async fn count_functions(&self, owner: &str) -> Result<u64> {
+        self.kv()
+            .count(b::FUNCTIONS_BY_OWNER, &format!("{owner}."))
             .await
     }
 
-    /// Creates a secret; `Conflict` when the owner already has one of that name.
+    /// How many secrets the owner has.
+    pub async fn count_secrets(&self, owner: &str) -> Result<u64> {
+        self.kv().count(b::SECRET_NAMES, &format!("{owner}.")).await
+    }
+
+    /// The user's quota overrides (none set: all `None`).
+    pub async fn get_quotas(&self, user_id: &str) -> Result<Quotas> {
+        Ok(self
+            .get_json::<Quotas>(b::QUOTAS, user_id)
+            .await?
+            .map(|(q, _)| q)
+            .unwrap_or_default())
+    }
+
+    /// Replaces the user's quota overrides.
+    pub async fn put_quotas(&self, user_id: &str, q: &Quotas) -> Result<()> {
+        self.put_json(b::QUOTAS, user_id, q).await.map(|_| ())
+    }
+
+    /// Creates a secret; `Conflict` when the owner already has one of that name in
+    /// any case (functions see the name upper-cased).
     pub async fn create_secret(&self, s: &Secret) -> Result<()> {
         self.kv()
             .create(
                 b::SECRET_NAMES,
-                &owner_key(&s.owner_id, &s.name),
+                &secret_name_key(&s.owner_id, &s.name),
                 Bytes::from(s.id.clone()),
             )
             .await
@@ -134,11 +201,18 @@ impl Store {
 
     /// The owner's secret called `name`.
     pub async fn find_secret(&self, owner: &str, name: &str) -> Result<Option<Secret>> {
-        let Some(entry) = self
+        let mut entry = self
             .kv()
-            .get(b::SECRET_NAMES, &owner_key(owner, name))
-            .await?
-        else {
+            .get(b::SECRET_NAMES, &secret_name_key(owner, name))
+            .await?;
+        if entry.is_none() {
+            // Secrets named before names were compared case-insensitively.
+            entry = self
+                .kv()
+                .get(b::SECRET_NAMES, &owner_key(owner, name))
+                .await?;
+        }
+        let Some(entry) = entry else {
             return Ok(None);
         };
         let id = String::from_utf8_lossy(&entry.value).into_owned();
@@ -176,10 +250,28 @@ impl Store {
     /// Deletes a secret and its name entry.
     pub async fn delete_secret(&self, s: &Secret) -> Result<()> {
         self.kv().delete(b::SECRETS, &s.id).await?;
-        self.kv()
-            .delete(b::SECRET_NAMES, &owner_key(&s.owner_id, &s.name))
-            .await
+        for key in [
+            secret_name_key(&s.owner_id, &s.name),
+            owner_key(&s.owner_id, &s.name),
+        ] {
+            if let Some(e) = self.kv().get(b::SECRET_NAMES, &key).await?
+                && e.value.as_ref() == s.id.as_bytes()
+            {
+                self.kv().delete(b::SECRET_NAMES, &key).await?;
+            }
+        }
+        Ok(())
     }
+}
+
+/// Key of a secret name: the owner and the lower-cased name.
+fn secret_name_key(owner: &str, name: &str) -> String {
+    owner_key(owner, &name.to_ascii_lowercase())
+}
+
+/// Key of a function name: the owner and the lower-cased name.
+fn function_name_key(owner: &str, name: &str) -> String {
+    owner_key(owner, &name.to_ascii_lowercase())
 }
 
 /// Trims a `limit + 1` fetch to `limit` and derives the next cursor.

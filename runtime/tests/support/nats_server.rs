@@ -22,17 +22,25 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl NatsServer {
     /// Starts a server on a free port with an empty store; panics with a clear
     /// message when `nats-server` is missing or does not come up.
     pub fn start() -> Self {
+        Self::start_with(free_port(), Vec::new())
+    }
+
+    /// Starts a server on `port` with extra command-line arguments (auth, TLS,
+    /// cluster routes); they are used again by [`NatsServer::start_again`].
+    pub fn start_with(port: u16, extra: Vec<String>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir for the NATS store");
         let mut server = NatsServer {
             child: None,
-            port: free_port(),
+            port,
             dir,
+            extra,
         };
         server.start_again();
         server
@@ -82,6 +90,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(self.store_dir())
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -1,0 +1,379 @@
+//! Hardening of the front door against careless and hostile use: submits cut by
+//! the client, a full queue at restart, listings of large executions, records
+//! larger than a NATS message, quotas, unique names, objects never served as pages.
+
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "../runtime/tests/support/nats_server.rs"]
+mod nats_server;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use harness::{Api, TestApp, config};
+use serde_json::{Value, json};
+
+/// Every execution the store holds is final (none stuck pending or running).
+async fn wait_all_final(api: &Api, token: &str, within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut open = 0;
+        let mut total = 0;
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/api/executions?limit=200&cursor={c}"),
+                None => "/api/executions?limit=200".to_string(),
+            };
+            let page = api.get(token, &path).await.expect(200);
+            for e in page["executions"].as_array().unwrap() {
+                total += 1;
+                if matches!(e["status"].as_str(), Some("pending" | "running")) {
+                    open += 1;
+                }
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        if open == 0 {
+            return total;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open} of {total} executions never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Sends a submit on a raw connection and closes it after `after` (no reply read).
+fn cut_submit(addr: &str, token: &str, body: &str, after: Duration) {
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return;
+    };
+    let req = format!(
+        "POST /api/executions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = s.write_all(req.as_bytes());
+    std::thread::sleep(after);
+    // An EOF in the middle of a request makes the server drop the connection (and
+    // with it the handler's future) at once.
+    let _ = s.shutdown(std::net::Shutdown::Both);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_survives_cut_connections() {
+    let app = TestApp::start(&["--quota-submissions-per-minute=0"]).await;
+    let (token, _) = app.api.user("cutter").await;
+    let fid = app.api.deploy_sample(&token, "c-hello.wasm").await;
+    let addr = app.api.base.trim_start_matches("http://").to_string();
+    let body = json!({"function_id": fid, "input": {"direct_inputs": {"name": "x"}}}).to_string();
+    let mut threads = Vec::new();
+    for t in 0..8u64 {
+        let (addr, token, body) = (addr.clone(), token.clone(), body.clone());
+        threads.push(std::thread::spawn(move || {
+            for i in 0..40u64 {
+                cut_submit(
+                    &addr,
+                    &token,
+                    &body,
+                    Duration::from_micros((i * 97 + t * 31) % 2000),
+                );
+            }
+        }));
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    let total = wait_all_final(&app.api, &token, Duration::from_secs(60)).await;
+    eprintln!("{total} of 320 cut submits were accepted; all of them finished");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn full_queue_at_restart_still_starts_and_runs_everything() {
+    let data = tempfile::tempdir().unwrap();
+    let extra = ["--queue-max=3", "--max-concurrent=1"];
+    let platform = faas::platform::Platform::start(config(data.path(), &extra))
+        .await
+        .unwrap();
+    let api = Api::new(&format!("http://{}", platform.addr.unwrap()));
+    let (token, _) = api.user("queuer").await;
+    let fid = api.deploy_sample(&token, "c-spin.wasm").await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        // Longer than the test config's 5 s grace: the running one is handed back.
+        ids.push(
+            api.submit(&token, &fid, json!({"direct_inputs": {"ms": 5500}}))
+                .await,
+        );
+    }
+    api.post(&token, "/api/executions", json!({"function_id": fid}))
+        .await
+        .expect_error(503, "overloaded");
+    platform.stop().await;
+    // The queue is at its cap with accepted work: a restart re-queues it all.
+    let platform = faas::platform::Platform::start(config(data.path(), &extra))
+        .await
+        .expect("a full queue does not stop a restart");
+    let api = Api::new(&format!("http://{}", platform.addr.unwrap()));
+    let token = api.login("queuer", "password123").await;
+    for id in &ids {
+        let e = api.wait(&token, id, Duration::from_secs(60)).await;
+        assert_eq!(e["status"], "completed", "{e}");
+    }
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn listing_200_executions_with_1mib_outputs_stays_small() {
+    let app = TestApp::start(&["--quota-submissions-per-minute=0"]).await;
+    let (token, _) = app.api.user("lister").await;
+    let fid = app.api.deploy_sample(&token, "c-hello.wasm").await;
+    let input = json!({"direct_inputs": {"pad": "p".repeat(1_000_000)}});
+    let mut ids = Vec::new();
+    for _ in 0..200 {
+        ids.push(app.api.submit(&token, &fid, input.clone()).await);
+    }
+    wait_all_final(&app.api, &token, Duration::from_secs(300)).await;
+    let res = app
+        .api
+        .http
+        .get(app.api.url("/api/executions?limit=200"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    let page: Value = serde_json::from_str(&text).unwrap();
+    let items = page["executions"].as_array().unwrap();
+    assert_eq!(items.len(), 200);
+    assert!(
+        items
+            .iter()
+            .all(|e| e["output"].is_null() && e["input"].is_null())
+    );
+    assert!(
+        items[0]["output_bytes"].as_u64().unwrap() > 1_000_000,
+        "{}",
+        items[0]
+    );
+    eprintln!("200-item page: {} bytes", text.len());
+    assert!(text.len() < 200 * 1024, "page is {} bytes", text.len());
+    let one = app
+        .api
+        .get(&token, &format!("/api/executions/{}", ids[0]))
+        .await
+        .expect(200);
+    assert!(one["output"].as_str().unwrap().len() > 1_000_000);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn nats_records_hold_1mib_input_and_output() {
+    let nats = nats_server::NatsServer::start();
+    let url = format!("--nats-url={}", nats.url());
+    let extra = [
+        url.as_str(),
+        "--jwt-secret=a-test-signing-key-of-at-least-32-bytes!!",
+        "--secrets-key=7d1c2a1f0e9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d",
+    ];
+    let app = TestApp::start(&extra).await;
+    let (token, _) = app.api.user("bigio").await;
+    let fid = app.api.deploy_sample(&token, "c-hello.wasm").await;
+    let pad = "\u{1}".repeat(100_000) + &"b".repeat(330_000);
+    let input = json!({"direct_inputs": {"pad": pad}});
+    assert!(input.to_string().len() > 900_000);
+    let e = app.api.run(&token, &fid, input.clone()).await;
+    assert_eq!(e["status"], "completed", "{}", e["error"]);
+    assert_eq!(e["attempt"], 1, "ran once");
+    assert_eq!(e["result"]["input"], input);
+    assert!(e["output"].as_str().unwrap().len() > 900_000);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn quotas_are_enforced_per_user_and_set_by_admins() {
+    let app = TestApp::start(&[
+        "--quota-functions=1",
+        "--quota-secrets=1",
+        "--quota-object-bytes=1000",
+        "--quota-submissions-per-minute=3",
+    ])
+    .await;
+    let api = &app.api;
+    let (token, uid) = api.user("quoted").await;
+    let fid = api.deploy_sample(&token, "c-hello.wasm").await;
+    api.deploy(&token, "second", harness::sample("c-hello.wasm"), &[])
+        .await
+        .expect_error(429, "quota_exceeded");
+    let secret = json!({"name": "one", "value": "v"});
+    api.post(&token, "/api/secrets", secret).await.expect(201);
+    api.post(&token, "/api/secrets", json!({"name": "two", "value": "v"}))
+        .await
+        .expect_error(429, "quota_exceeded");
+    api.upload(
+        &token,
+        &fid,
+        "a.bin",
+        vec![0; 600],
+        "application/octet-stream",
+    )
+    .await
+    .expect(201);
+    let over = api
+        .upload(
+            &token,
+            &fid,
+            "b.bin",
+            vec![0; 600],
+            "application/octet-stream",
+        )
+        .await
+        .expect_error(429, "quota_exceeded");
+    assert!(
+        over["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_object_bytes")
+    );
+    // Replacing an object counts only the new size.
+    api.upload(
+        &token,
+        &fid,
+        "a.bin",
+        vec![0; 900],
+        "application/octet-stream",
+    )
+    .await
+    .expect(201);
+    for _ in 0..3 {
+        api.submit(&token, &fid, json!({})).await;
+    }
+    let res = api
+        .http
+        .post(api.url("/api/executions"))
+        .bearer_auth(&token)
+        .json(&json!({"function_id": fid}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().get("retry-after").is_some());
+    // A user cannot raise their own limits; an admin can.
+    let path = format!("/api/users/{uid}/quotas");
+    api.put(&token, &path, json!({"max_functions": 5}))
+        .await
+        .expect_error(403, "forbidden");
+    let admin = api.login("root", "rootpassword").await;
+    api.put(&admin, &path, json!({"max_functions": "x"}))
+        .await
+        .expect_error(400, "invalid_quota");
+    let v = api
+        .put(
+            &admin,
+            &path,
+            json!({"max_functions": 5, "submissions_per_minute": 0}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(v["limits"]["max_functions"], 5);
+    assert_eq!(v["usage"]["functions"], 1);
+    assert_eq!(v["usage"]["object_bytes"], 900);
+    api.deploy(&token, "second", harness::sample("c-hello.wasm"), &[])
+        .await
+        .expect(201);
+    api.submit(&token, &fid, json!({})).await;
+    let mine = api.get(&token, &path).await.expect(200);
+    assert_eq!(mine["limits"]["submissions_per_minute"], 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn names_are_unique_per_user_whatever_their_case() {
+    let app = TestApp::start(&[]).await;
+    let api = &app.api;
+    let (token, _) = api.user("namer").await;
+    let (other, _) = api.user("other").await;
+    let wasm = harness::sample("c-hello.wasm");
+    api.deploy(&token, "Thumbs", wasm.clone(), &[])
+        .await
+        .expect(201);
+    api.deploy(&token, "thumbs", wasm.clone(), &[])
+        .await
+        .expect_error(409, "conflict");
+    api.deploy(&other, "thumbs", wasm.clone(), &[])
+        .await
+        .expect(201);
+    api.post(
+        &token,
+        "/api/secrets",
+        json!({"name": "api_key", "value": "a"}),
+    )
+    .await
+    .expect(201);
+    api.post(
+        &token,
+        "/api/secrets",
+        json!({"name": "API_KEY", "value": "b"}),
+    )
+    .await
+    .expect_error(409, "conflict");
+    api.deploy(&token, "a..b", wasm.clone(), &[])
+        .await
+        .expect_error(400, "invalid_request");
+    let long = "d".repeat(5000);
+    api.deploy(&token, "described", wasm, &[("description", &long)])
+        .await
+        .expect_error(400, "invalid_field");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn objects_download_as_attachments_never_as_pages() {
+    let app = TestApp::start(&[]).await;
+    let api = &app.api;
+    let (token, _) = api.user("pager").await;
+    let fid = api.deploy_sample(&token, "c-hello.wasm").await;
+    let page = b"<html><script>alert(document.cookie)</script></html>".to_vec();
+    api.upload(&token, &fid, "x.html", page, "text/html")
+        .await
+        .expect(201);
+    let res = api
+        .http
+        .get(api.url(&format!("/api/function-objects/{fid}/x.html")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let h = res.headers();
+    assert!(
+        h["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox")
+    );
+    let r = api
+        .http
+        .post(api.url(&format!("/api/function-objects/{fid}/y.bin")))
+        .bearer_auth(&token)
+        .header("content-type", "x".repeat(300))
+        .body("abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "an oversized Content-Type is refused");
+    app.stop().await;
+}
