@@ -17,24 +17,56 @@ pub fn faas(marker: &str) -> PathBuf {
 }
 
 fn pin(marker: &str) -> PathBuf {
-    let original = env!("CARGO_BIN_EXE_faas");
+    let original = PathBuf::from(env!("CARGO_BIN_EXE_faas"));
     let name = std::env::current_exe()
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "tests".into());
     let pinned = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("faas-of-{name}"));
-    let _ = std::fs::remove_file(&pinned);
-    std::fs::hard_link(original, &pinned)
-        .or_else(|_| std::fs::copy(original, &pinned).map(|_| ()))
-        .expect("pin the faas binary");
-    let help = Command::new(&pinned)
+    // The uplifted file first; when another checkout's build replaced it, the binaries
+    // cargo keeps per checkout in deps/ (`faas-<hash>`), newest first.
+    let mut candidates = vec![original.clone()];
+    candidates.extend(deps_binaries(&original));
+    for candidate in candidates {
+        let _ = std::fs::remove_file(&pinned);
+        let linked = std::fs::hard_link(&candidate, &pinned)
+            .or_else(|_| std::fs::copy(&candidate, &pinned).map(|_| ()));
+        if linked.is_ok() && shows(&pinned, marker) {
+            return pinned;
+        }
+    }
+    panic!(
+        "no faas binary of this checkout (one whose --help shows {marker:?}) in {}: \
+         another build replaced it; rerun",
+        original.display()
+    );
+}
+
+fn shows(binary: &std::path::Path, marker: &str) -> bool {
+    Command::new(binary)
         .arg("--help")
         .output()
-        .expect("run faas --help");
-    let help = String::from_utf8_lossy(&help.stdout);
-    assert!(
-        help.contains(marker),
-        "{original} is not this checkout's faas (another build replaced it; rerun):\n{help}"
-    );
-    pinned
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(marker))
+}
+
+fn deps_binaries(original: &std::path::Path) -> Vec<PathBuf> {
+    let Some(deps) = original.parent().map(|d| d.join("deps")) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(deps)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            n.starts_with("faas-") && !n.contains('.')
+        })
+        .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+        .collect();
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.into_iter().map(|(_, p)| p).collect()
 }
