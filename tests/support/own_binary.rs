@@ -67,6 +67,6 @@ fn deps_binaries(original: &std::path::Path) -> Vec<PathBuf> {
         })
         .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|e| std::cmp::Reverse(e.0));
     found.into_iter().map(|(_, p)| p).collect()
 }
