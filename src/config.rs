@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 pub enum DockerMode {
     /// Use the Docker engine when one answers at start-up.
     Auto,
-    /// Require a Docker engine (wait and retry when it is down).
+    /// Require a Docker engine: refuse to start when none answers.
     On,
     /// Never run container functions.
     Off,
@@ -164,6 +164,14 @@ pub struct ServeConfig {
     /// Images functions may use: comma-separated glob patterns (`registry.local/team/*,python:3.*`); `*` allows all.
     #[arg(long, env = "FAAS_ALLOWED_IMAGES", default_value = "*")]
     pub allowed_images: String,
+    /// Address of a listener serving only the object capability route and /healthz
+    /// (`faas capabilities`; also served by `faas api`/`faas serve` when set).
+    #[arg(long, env = "FAAS_CAPABILITY_ADDRESS")]
+    pub capability_addr: Option<SocketAddr>,
+    /// Address of a health listener for `faas worker`: GET /healthz answers 200 while
+    /// the worker's heartbeat is fresh, else 503.
+    #[arg(long, env = "FAAS_HEALTH_ADDRESS")]
+    pub health_addr: Option<SocketAddr>,
 }
 
 /// How every process connects to NATS (all optional; NATS_URL may list several
@@ -254,9 +262,45 @@ pub struct AutoscalerConfig {
     /// Label that marks the worker containers to clone and remove.
     #[arg(long, env = "FAAS_WORKER_LABEL", default_value = "faas.role=worker")]
     pub worker_label: String,
-    /// Seconds a removed worker gets to drain (SIGTERM, then kill).
+    /// The workers' FAAS_SHUTDOWN_GRACE_SECS: a removed worker gets this plus a margin
+    /// to drain (SIGTERM, then kill).
     #[arg(long, env = "FAAS_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub grace_secs: u64,
+    /// Address of a health listener: GET /healthz answers 200 while the scaling loop
+    /// runs and NATS and the Docker engine answer, else 503.
+    #[arg(long, env = "FAAS_HEALTH_ADDRESS")]
+    pub health_addr: Option<SocketAddr>,
+}
+
+/// `cmd` (and its subcommands) with every setting whose environment variable is set
+/// but empty treated as unset: compose's `${VAR:-}` passes `""`, which would otherwise
+/// reach the setting as an empty value (or fail to parse as a number).
+pub fn ignore_empty_env(cmd: clap::Command) -> clap::Command {
+    cmd.mut_args(|arg| {
+        let empty = arg
+            .get_env()
+            .and_then(std::env::var_os)
+            .is_some_and(|v| v.is_empty());
+        if empty {
+            arg.env(None::<&'static str>)
+        } else {
+            arg
+        }
+    })
+    .mut_subcommands(ignore_empty_env)
+}
+
+/// The environment variables `cmd` and its subcommands read, sorted, once each.
+pub fn env_names(cmd: &clap::Command) -> Vec<String> {
+    let mut names: Vec<String> = cmd
+        .get_arguments()
+        .filter_map(|a| a.get_env())
+        .map(|n| n.to_string_lossy().into_owned())
+        .chain(cmd.get_subcommands().flat_map(env_names))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Parses `30s`, `2m`, `500ms` or plain seconds.

@@ -5,6 +5,8 @@
 //! - [`backend`]: the storage ports on the embedded backend or NATS;
 //! - [`config`]: every setting, as a CLI flag and an environment variable;
 //! - [`docker`]: the Docker executor's wiring (gateway listener, reaper);
+//! - [`health`]: the health listener of workers and the autoscaler, and the probe
+//!   behind `faas healthcheck`;
 //! - [`keys`]: the generated JWT and secret-sealing keys of a data directory;
 //! - [`platform`]: [`platform::Platform`], `faas serve` in one process (also used
 //!   by the end-to-end tests).
@@ -13,5 +15,6 @@ pub mod autoscale;
 pub mod backend;
 pub mod config;
 pub mod docker;
+pub mod health;
 pub mod keys;
 pub mod platform;

@@ -1,4 +1,5 @@
-//! The `faas` command: `serve` (API + workers), `api`, `worker`, `autoscaler`, `admin`.
+//! The `faas` command: `serve` (API + workers), `api`, `worker`, `capabilities`,
+//! `autoscaler`, `admin`, `healthcheck`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -6,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use faas::config::{AutoscalerConfig, ServeConfig};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use faas::config::{AutoscalerConfig, ServeConfig, ignore_empty_env, parse_duration};
 use faas::platform::{Platform, Roles, promote_or_create};
 use tracing_subscriber::EnvFilter;
 
@@ -27,11 +28,25 @@ enum Command {
     Api(Box<ServeConfig>),
     /// Run a worker pool only (state on NATS: needs NATS_URL).
     Worker(Box<ServeConfig>),
+    /// Serve only the object capability route function containers use, on
+    /// FAAS_CAPABILITY_ADDRESS (state on NATS: needs NATS_URL).
+    Capabilities(Box<ServeConfig>),
     /// Scale worker containers on the queue's backlog (Docker API).
     Autoscaler(Box<AutoscalerConfig>),
     /// Create an admin account, or promote an existing user (given its own password),
     /// in a data directory (while no `faas serve` uses it).
     Admin(AdminArgs),
+    /// GET an http:// URL; exit 0 on a 2xx answer, else 1 (container health checks).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(clap::Args)]
+struct HealthcheckArgs {
+    /// The URL, e.g. http://127.0.0.1:8080/readyz.
+    url: String,
+    /// How long to wait for the answer (e.g. `3s`).
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    timeout: Duration,
 }
 
 #[derive(clap::Args)]
@@ -48,24 +63,35 @@ struct AdminArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // An empty RUST_LOG (compose's `${RUST_LOG:-}`) means the default, as for every setting.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|f| !f.trim().is_empty())
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new("info,tower_http=info,cranelift=warn,wasmtime=warn"));
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            EnvFilter::new("info,tower_http=info,cranelift=warn,wasmtime=warn")
-        }))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    match Cli::parse().command {
-        Command::Serve(config) => run(*config, Roles::All).await,
-        Command::Api(config) => run(*config, Roles::Api).await,
-        Command::Worker(config) => run(*config, Roles::Worker).await,
+    let matches = ignore_empty_env(Cli::command()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match cli.command {
+        Command::Serve(config) => run(Platform::start_roles(*config, Roles::All)).await,
+        Command::Api(config) => run(Platform::start_roles(*config, Roles::Api)).await,
+        Command::Worker(config) => run(Platform::start_roles(*config, Roles::Worker)).await,
+        Command::Capabilities(config) => run(Platform::start_capabilities(*config)).await,
         Command::Autoscaler(config) => faas::autoscale::run(*config, shutdown_signal()).await,
         Command::Admin(args) => admin(args).await,
+        Command::Healthcheck(args) => {
+            faas::health::probe(&args.url, args.timeout).await?;
+            Ok(())
+        }
     }
 }
 
-async fn run(config: ServeConfig, roles: Roles) -> anyhow::Result<()> {
-    let platform = Platform::start_roles(config, roles).await?;
+async fn run(start: impl Future<Output = anyhow::Result<Platform>>) -> anyhow::Result<()> {
+    let platform = start.await?;
     shutdown_signal().await;
     tracing::info!("shutting down: no new work; in-flight executions get the grace period");
     platform.stop().await;

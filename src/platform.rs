@@ -78,6 +78,9 @@ impl Platform {
                 None => None,
             };
             let bound = spawn_api(&config, state.clone(), gateway, &shutdown, &mut tasks).await?;
+            if let Some(at) = config.capability_addr {
+                spawn_capability_listener(at, state.clone(), &shutdown, &mut tasks).await?;
+            }
             if ports.shared {
                 tasks.push(tokio::spawn(reconcile_forever(
                     ports.store.clone(),
@@ -99,6 +102,10 @@ impl Platform {
         }
         if roles != Roles::Api {
             let base = functions_base.unwrap_or_else(|| format!("http://{}", config.addr));
+            if let Some(at) = config.health_addr {
+                let check = crate::health::worker_heartbeat(ports.store.clone(), worker_id.clone());
+                tasks.push(crate::health::spawn(at, check, shutdown.clone()).await?.1);
+            }
             let w = Worker::new(
                 ports.store.clone(),
                 ports.queue.clone(),
@@ -139,6 +146,54 @@ impl Platform {
             shutdown,
             tasks,
             docker: executors.docker,
+        })
+    }
+
+    /// Starts `faas capabilities`: only the object capability route (and /healthz) on
+    /// FAAS_CAPABILITY_ADDRESS, over NATS. What function containers reach in compose,
+    /// so nothing else of the API (no /auth, no token routes) is on their network.
+    /// Needs no JWT_SECRET nor FAAS_SECRETS_KEY: it verifies no token, opens no secret.
+    pub async fn start_capabilities(config: ServeConfig) -> anyhow::Result<Platform> {
+        let at = config
+            .capability_addr
+            .context("`faas capabilities` needs FAAS_CAPABILITY_ADDRESS")?;
+        anyhow::ensure!(
+            config.nats_url.is_some(),
+            "`faas capabilities` needs NATS_URL"
+        );
+        let ports = Ports::open(&config).await?;
+        let unused = faas_runtime::sealing::SecretBox::generate_key();
+        let limiter = LoginLimiter::new(faas_api::auth::LimiterConfig {
+            account_max: 1,
+            address_max: 1,
+            window: Duration::from_secs(1),
+            max_keys: 1,
+            trusted_proxies: Vec::new(),
+        });
+        let hashing = faas_api::auth::HashLimits {
+            max_concurrent: 1,
+            max_wait: Duration::ZERO,
+        };
+        let auth = Auth::new(&unused, Duration::from_secs(1), limiter, hashing)
+            .map_err(anyhow::Error::msg)?;
+        let secrets = faas_runtime::sealing::SecretBox::new(&unused);
+        let state = AppState::new(
+            ports.store.clone(),
+            ports.queue.clone(),
+            ports.objects.clone(),
+            Vec::new(),
+            auth,
+            secrets,
+            limits(&config),
+        );
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let bound = spawn_capability_listener(at, state, &shutdown, &mut tasks).await?;
+        Ok(Platform {
+            addr: Some(bound),
+            shutdown,
+            tasks,
+            docker: None,
         })
     }
 
@@ -190,6 +245,28 @@ async fn spawn_api(
         }
     }));
     tracing::info!(addr = %bound, data_dir = %c.data_dir.display(), "faas is listening");
+    Ok(bound)
+}
+
+/// Serves only the capability route (and /healthz) on `at` (FAAS_CAPABILITY_ADDRESS).
+async fn spawn_capability_listener(
+    at: SocketAddr,
+    state: AppState,
+    stop: &CancellationToken,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(at)
+        .await
+        .with_context(|| format!("bind FAAS_CAPABILITY_ADDRESS {at}"))?;
+    let bound = listener.local_addr()?;
+    let stop = stop.clone();
+    tasks.push(tokio::spawn(async move {
+        let shutdown = async move { stop.cancelled().await };
+        if let Err(e) = faas_api::serve_capabilities(listener, state, shutdown).await {
+            tracing::error!(error = %e, "the capability listener failed");
+        }
+    }));
+    tracing::info!(addr = %bound, "capability-only listener (object route for functions)");
     Ok(bound)
 }
 

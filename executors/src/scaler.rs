@@ -26,6 +26,11 @@ use crate::docker::LABEL_MANAGED_BY;
 /// Label marking containers the autoscaler created.
 pub const LABEL_SCALED: &str = "faas.scaled-by";
 
+/// Seconds a stopped worker gets beyond its own grace period before SIGKILL: after
+/// the grace it hands unfinished executions back and removes its function containers
+/// (up to 10 s), which must not be cut short.
+pub const STOP_MARGIN_SECS: u64 = 20;
+
 /// Scales labelled worker containers on the local Docker engine.
 pub struct DockerScaler {
     docker: Docker,
@@ -38,7 +43,8 @@ fn unavailable(what: &str) -> impl Fn(bollard::errors::Error) -> Error + '_ {
 }
 
 impl DockerScaler {
-    /// Connects to the local engine; workers are containers labelled `key=value`.
+    /// Connects to the local engine; workers are containers labelled `key=value` and
+    /// drain within `grace_secs` (their FAAS_SHUTDOWN_GRACE_SECS).
     pub async fn connect(key: &str, value: &str, grace_secs: u64) -> Result<Self> {
         let docker = Docker::connect_with_local_defaults().map_err(unavailable("connect"))?;
         docker.ping().await.map_err(unavailable("ping"))?;
@@ -47,6 +53,11 @@ impl DockerScaler {
             label: (key.to_string(), value.to_string()),
             grace_secs,
         })
+    }
+
+    /// The stop timeout given to the engine: the workers' grace plus [`STOP_MARGIN_SECS`].
+    pub fn stop_timeout_secs(&self) -> u64 {
+        stop_timeout_secs(self.grace_secs)
     }
 
     async fn running(&self) -> Result<Vec<(String, bool)>> {
@@ -107,6 +118,9 @@ impl DockerScaler {
             env: config.env,
             user: config.user,
             working_dir: config.working_dir,
+            healthcheck: config.healthcheck,
+            stop_signal: config.stop_signal,
+            stop_timeout: config.stop_timeout,
             labels: Some(labels),
             host_config: template.host_config.clone().map(|mut h| {
                 h.port_bindings = None;
@@ -139,6 +153,10 @@ impl DockerScaler {
             .map_err(unavailable("start"))?;
         Ok(created.id)
     }
+}
+
+fn stop_timeout_secs(grace_secs: u64) -> u64 {
+    grace_secs.saturating_add(STOP_MARGIN_SECS)
 }
 
 fn uuid_suffix() -> String {
@@ -182,9 +200,8 @@ impl WorkerScaler for DockerScaler {
 
     async fn remove(&self, ids: &[String]) -> Result<()> {
         for id in ids {
-            let stop = StopContainerOptionsBuilder::default()
-                .t(self.grace_secs as i32)
-                .build();
+            let secs = i32::try_from(self.stop_timeout_secs()).unwrap_or(i32::MAX);
+            let stop = StopContainerOptionsBuilder::default().t(secs).build();
             if let Err(e) = self.docker.stop_container(id, Some(stop)).await {
                 tracing::warn!(container = %id, error = %e, "stopping a worker failed");
             }
@@ -196,5 +213,18 @@ impl WorkerScaler for DockerScaler {
             tracing::info!(container = %id, "worker drained and removed");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drained_worker_gets_more_than_its_own_grace_before_sigkill() {
+        for grace in [0, 2, 30, 300] {
+            assert!(stop_timeout_secs(grace) >= grace + 10, "grace {grace}");
+        }
+        assert_eq!(stop_timeout_secs(u64::MAX), u64::MAX);
     }
 }
