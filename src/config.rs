@@ -124,7 +124,7 @@ pub struct ServeConfig {
     /// the client for the login throttle; from any other peer the header is ignored.
     #[arg(long, env = "FAAS_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<faas_api::auth::Cidr>,
-    /// Password hashes (argon2id, 19 MiB each) computed at once; 0 = twice the cores.
+    /// Password hashes (argon2id, 19 MiB each) computed at once; 0 = one per core.
     #[arg(long, env = "FAAS_MAX_CONCURRENT_HASHES", default_value_t = 0)]
     pub max_concurrent_hashes: usize,
     /// Longest wait for a hashing slot (milliseconds) before 503 with Retry-After.

@@ -75,7 +75,7 @@ async fn functions_deploy_list_get_delete() {
         json!({"name": "img", "image_url": "registry.local/team/fn:1.0"}),
     )
     .await
-    .expect_error(503, "runtime_unavailable");
+    .expect_error(400, "runtime_unavailable");
     let img = api
         .deploy(&t, "img", sample("c-hello.wasm"), &[])
         .await

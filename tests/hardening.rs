@@ -389,3 +389,83 @@ async fn objects_download_as_attachments_never_as_pages() {
     assert_eq!(r.status(), 400, "an oversized Content-Type is refused");
     app.stop().await;
 }
+
+/// Peak resident memory of a process (VmHWM), in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb / 1024.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stays_bounded_under_hostile_load() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, base) = harness::spawn_serve(
+        data.path(),
+        &[
+            ("FAAS_QUOTA_SUBMISSIONS_PER_MINUTE", "0"),
+            ("RUST_LOG", "warn,faas=info"),
+        ],
+    );
+    let pid = child.id();
+    let api = Api::new(&base);
+    let idle = peak_rss_mib(pid);
+    // Log in first: the burst below locks this address out of logins for a while.
+    let (token, _) = api.user("heavy").await;
+    // Oversized and parallel credentials: 2 MB usernames, a burst of wrong logins.
+    let huge = "u".repeat(2 * 1024 * 1024);
+    let mut calls = Vec::new();
+    for i in 0..40 {
+        let (api, huge) = (api.clone(), huge.clone());
+        calls.push(tokio::spawn(async move {
+            let body = json!({"username": if i % 2 == 0 { huge } else { format!("nobody{i}") }, "password": "wrong-password"});
+            api.send(api.http.post(api.url("/auth/login")).json(&body)).await.status
+        }));
+    }
+    for c in calls {
+        let status = c.await.unwrap();
+        assert!(
+            [400, 401, 413, 429, 503].contains(&status),
+            "login answered {status}"
+        );
+    }
+    let fid = api.deploy_sample(&token, "c-hello.wasm").await;
+    // Cut submits, then large inputs and outputs, then a listing of them.
+    let addr = base.trim_start_matches("http://").to_string();
+    let body = json!({"function_id": fid, "input": {}}).to_string();
+    let cutter = {
+        let (addr, token) = (addr.clone(), token.clone());
+        std::thread::spawn(move || {
+            for i in 0..200u64 {
+                cut_submit(&addr, &token, &body, Duration::from_micros(i * 13 % 1500));
+            }
+        })
+    };
+    let pad = json!({"direct_inputs": {"pad": "p".repeat(1_000_000)}});
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        ids.push(api.submit(&token, &fid, pad.clone()).await);
+    }
+    cutter.join().unwrap();
+    wait_all_final(&api, &token, Duration::from_secs(120)).await;
+    for _ in 0..5 {
+        api.get(&token, "/api/executions?limit=200")
+            .await
+            .expect(200);
+    }
+    for id in ids.iter().take(5) {
+        api.get(&token, &format!("/api/executions/{id}"))
+            .await
+            .expect(200);
+    }
+    let peak = peak_rss_mib(pid);
+    eprintln!("faas serve RSS: {idle:.1} MiB idle, {peak:.1} MiB peak under hostile load");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(peak < 100.0, "peak RSS {peak:.1} MiB");
+}

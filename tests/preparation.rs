@@ -55,8 +55,8 @@ async fn an_object_named_twice_in_one_execution_stays_intact() {
     app.stop().await;
 }
 
-const KEY_ONE: &str = "1111111111111111111111111111111111111111111111111111111111111111";
-const KEY_TWO: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+const KEY_ONE: &str = "3f9a1c5e7b2d4068a1c3e5f7092b4d6f8e0a2c4e6a8b0d2f4163758a9bcdef01";
+const KEY_TWO: &str = "c0ffee4b1d2e3f405162738495a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e";
 
 async fn start(data: &std::path::Path, extra: &[&str]) -> (Platform, Api) {
     let p = Platform::start(config(data, extra)).await.expect("starts");
@@ -107,7 +107,7 @@ async fn an_image_deploy_that_nothing_can_run_is_refused_at_once() {
     let body = json!({"name": "img", "image_url": "registry.local/team/fn:1.0"});
     let r = api.post(&t, "/api/functions", body).await;
     let took = started.elapsed();
-    let r = r.expect_error(503, "runtime_unavailable");
+    let r = r.expect_error(400, "runtime_unavailable");
     assert!(r["message"].as_str().unwrap().contains("docker"), "{r}");
     assert!(took < Duration::from_secs(2), "answered in {took:?}");
     let list = api.get(&t, "/api/functions").await.expect(200);
@@ -207,7 +207,7 @@ async fn faas_api_on_nats_accepts_an_image_only_when_a_live_worker_runs_docker()
     let image = json!({"name": "img", "image_url": "registry.local/team/fn:1.0"});
     api.post(&t, "/api/functions", image.clone())
         .await
-        .expect_error(503, "runtime_unavailable");
+        .expect_error(400, "runtime_unavailable");
     // A live worker that runs only wasm does not help; one that runs docker does.
     let backend = faas_runtime::nats::connect(&nats.url(), Default::default())
         .await
@@ -229,7 +229,7 @@ async fn faas_api_on_nats_accepts_an_image_only_when_a_live_worker_runs_docker()
         .unwrap();
     api.post(&t, "/api/functions", image.clone())
         .await
-        .expect_error(503, "runtime_unavailable");
+        .expect_error(400, "runtime_unavailable");
     worker.worker_id = "w-docker".into();
     worker.runtimes = vec![RuntimeKind::Docker, RuntimeKind::Wasm];
     store

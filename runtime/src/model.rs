@@ -340,20 +340,43 @@ pub struct Secret {
 pub struct Quotas {
     /// Executions queued or running at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 1_000_000_000_000_000_u64)
+    )]
     pub max_active_executions: Option<u64>,
     /// Submissions per minute (a token bucket holding a minute's worth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 1_000_000_000_000_000_u64)
+    )]
     pub submissions_per_minute: Option<u64>,
     /// Bytes of stored objects over all the user's functions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 1_000_000_000_000_000_u64)
+    )]
     pub max_object_bytes: Option<u64>,
     /// Functions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 1_000_000_000_000_000_u64)
+    )]
     pub max_functions: Option<u64>,
     /// Secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 0, maximum = 1_000_000_000_000_000_u64)
+    )]
     pub max_secrets: Option<u64>,
 }
+
+/// Largest value of a quota (10^15: far beyond any real limit, exact in JSON).
+pub const MAX_QUOTA: u64 = 1_000_000_000_000_000;
 
 impl Quotas {
     /// `self`'s values where set, else `defaults`'.

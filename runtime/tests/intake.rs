@@ -247,3 +247,98 @@ async fn large_fields_round_trip_in_small_records_embedded() {
 async fn large_fields_round_trip_in_small_records_nats() {
     large_fields_round_trip_in_small_records(on_nats(100).await).await;
 }
+
+/// Records shaped as the release before schema versions wrote them are brought
+/// forward: name indexes, the per-owner active index, then the version is set;
+/// a second pass changes nothing; a newer version is refused.
+async fn migration_brings_schema1_records_forward(b: Backend) {
+    use faas_runtime::model::Secret;
+    let f = function();
+    b.store
+        .put_json(buckets::FUNCTIONS, &f.id, &f)
+        .await
+        .unwrap();
+    let secret = Secret {
+        id: new_id(),
+        owner_id: "owner1".into(),
+        name: "Api.Key".into(),
+        sealed: vec![1, 2, 3],
+        created_at: now(),
+        updated_at: now(),
+    };
+    b.store
+        .put_json(buckets::SECRETS, &secret.id, &secret)
+        .await
+        .unwrap();
+    let legacy = format!("owner1.{}", secret.name);
+    b.store
+        .kv()
+        .put(
+            buckets::SECRET_NAMES,
+            &legacy,
+            Bytes::from(secret.id.clone()),
+        )
+        .await
+        .unwrap();
+    let e = pending("{}".into());
+    let (stored, _) = faas_runtime::store::spill::split(&e, false);
+    b.store
+        .put_json(buckets::EXECUTIONS, &e.id, &stored)
+        .await
+        .unwrap();
+    b.store
+        .kv()
+        .put(buckets::EXECUTIONS_ACTIVE, &e.id, Bytes::new())
+        .await
+        .unwrap();
+    let m = b.store.migrate().await.unwrap();
+    assert_eq!(
+        (m.from, m.to),
+        (1, faas_runtime::store::migrate::SCHEMA_VERSION)
+    );
+    assert_eq!(b.store.count_active("owner1").await.unwrap(), 1);
+    assert_eq!(
+        b.store
+            .find_function("owner1", "F")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        f.id
+    );
+    assert_eq!(
+        b.store
+            .find_secret("owner1", "api.key")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        secret.id
+    );
+    assert_eq!(
+        b.store.count_secrets("owner1").await.unwrap(),
+        1,
+        "the legacy key is gone"
+    );
+    let again = b.store.migrate().await.unwrap();
+    assert_eq!(again.from, again.to);
+    b.store
+        .put_json(
+            faas_runtime::store::migrate::META,
+            "schema",
+            &serde_json::json!({"version": 7, "written_by": "x"}),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(b.store.migrate().await, Err(Error::Invalid(_))));
+}
+
+#[tokio::test]
+async fn migration_brings_schema1_records_forward_embedded() {
+    migration_brings_schema1_records_forward(embedded(100).await).await;
+}
+
+#[tokio::test]
+async fn migration_brings_schema1_records_forward_nats() {
+    migration_brings_schema1_records_forward(on_nats(100).await).await;
+}

@@ -94,9 +94,9 @@ pub struct FunctionList {
     responses((status = 201, description = "Deployed", body = Function),
         (status = 409, description = "The caller has a function of that name (names compare case-insensitively)", body = ErrorBody),
         (status = 429, description = "A per-user quota is reached (`quota_exceeded`, names the quota; `Retry-After` for rates)", body = ErrorBody),
-        (status = 400, description = "Invalid field, module or image reference, or a malformed body", body = ErrorBody),
+        (status = 400, description = "Invalid field, module or image reference, a malformed body, or a runtime no process can run now (`runtime_unavailable`, e.g. no Docker engine)", body = ErrorBody),
         (status = 413, description = "The body or the module is too large", body = ErrorBody),
-        (status = 503, description = "No process can run the function's runtime now (e.g. no Docker engine), too many modules are compiling, or a backend is unavailable", body = ErrorBody)))]
+        (status = 503, description = "Too many modules are compiling, or a backend is unavailable", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -199,14 +199,15 @@ async fn deploy_image(
 
 /// For a runtime this process has no executor for: a live worker must offer it
 /// (`faas api` runs no worker; its workers' heartbeats list their runtimes), else
-/// 503 at once -- a function nothing can run would leave its executions waiting.
+/// 400 at once with the reason -- a function nothing can run would leave its
+/// executions waiting. (Retrying once a worker with that runtime runs succeeds.)
 async fn ensure_offered(state: &AppState, runtime: RuntimeKind) -> ApiResult<()> {
     if faas_runtime::worker::presence::offered(&state.store, runtime).await? {
         return Ok(());
     }
     let name = runtime.as_str();
     Err(ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
+        StatusCode::BAD_REQUEST,
         "runtime_unavailable",
         format!(
             "no {name} executor is available: no running worker can run {name} functions \

@@ -3,7 +3,7 @@
 
 use axum::Extension;
 use axum::extract::State;
-use faas_runtime::model::Quotas;
+use faas_runtime::model::{MAX_QUOTA, Quotas};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiResult};
@@ -44,10 +44,15 @@ pub async fn put(
     let mut stored = serde_json::to_value(state.store.get_quotas(&id).await?)
         .map_err(|e| faas_runtime::Error::Internal(e.to_string()))?;
     for (k, v) in body {
-        if !matches!(v, serde_json::Value::Null | serde_json::Value::Number(_)) {
+        let ok = match &v {
+            serde_json::Value::Null => true,
+            serde_json::Value::Number(n) => n.as_u64().is_some_and(|n| n <= MAX_QUOTA),
+            _ => false,
+        };
+        if !ok {
             return Err(ApiError::bad_request(
                 "invalid_quota",
-                format!("{k} must be a whole number or null"),
+                format!("{k} must be a whole number 0-{MAX_QUOTA}, or null"),
             ));
         }
         stored[k] = v;
