@@ -492,10 +492,12 @@ async fn a_function_container_is_never_taken_for_a_worker() {
     let image = format!("faas-test-fake-worker:{run}");
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy("/bin/busybox", dir.path().join("busybox")).expect("busybox-static");
+    // The input follows the entrypoint in argv: `sh -c` leaves it unused (a bare
+    // `sleep 8 {}` exits at once, before the container can be seen running).
     let dockerfile = format!(
         "FROM scratch\nCOPY busybox /bin/busybox\n\
          LABEL faas.role=worker {WORKER_KEY}={run} {LABEL_KEY}={run}\n\
-         ENTRYPOINT [\"/bin/busybox\", \"sleep\", \"8\"]\n"
+         ENTRYPOINT [\"/bin/busybox\", \"sh\", \"-c\", \"sleep 8\", \"fn\"]\n"
     );
     std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
     let dir_path = dir.path().to_str().unwrap();

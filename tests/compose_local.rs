@@ -5,14 +5,18 @@
 //! 1. `deployments/local-images.sh` (what `make images` runs) builds `faas-local` from
 //!    this test's binary and `nats-local`, FROM scratch;
 //! 2. `deployments/gen-env.sh > .env` writes random secrets (here into a temp file, plus
-//!    a unique COMPOSE_PROJECT_NAME and NETWORK_NAME, so a shared engine is safe);
+//!    a unique COMPOSE_PROJECT_NAME, NETWORK_NAME, FAAS_FUNCTIONS_SUBNET and
+//!    FAAS_NATS_HOST_PORT, so a shared engine and a developer's stack are safe);
 //! 3. `up -d --no-build` with `docker-compose.yml` + `deployments/compose.local.yml`;
-//!    every service must turn healthy;
+//!    every service must turn healthy (`functions-check` exit 0); the functions'
+//!    network is internal with inter-container traffic off, as the executor requires;
 //! 4. through the published API port: register, log in, deploy a wasm function and an
 //!    image function (a busybox probe built FROM scratch here), run both. The probe,
-//!    running on the functions' network, reads its granted object, is refused the
-//!    object it was not granted, cannot reach the API's `/auth/login` (`api` is not on
-//!    that network) and gets 404 for `/auth/login` on the capability listener;
+//!    running on the functions' network, reads its granted object at the network's
+//!    gateway, is refused the object it was not granted, gets 404 for `/auth/login` on
+//!    the capability listener and reaches `/auth/login` nowhere else (`api` does not
+//!    resolve; its container address, its published port, the gateway's :8080 and
+//!    NATS are unreachable), nor another container listening on its network;
 //! 5. `up -d --no-build --no-deps --scale api=2 --scale worker=3 api worker` (only those
 //!    two: the autoscaler may already be draining the third worker, which compose must
 //!    not wait for): both API replicas answer; the autoscaler (MIN_WORKERS=2, idle
@@ -20,15 +24,18 @@
 //! 6. teardown as `make down`: the autoscaler's clones, then `down --volumes
 //!    --remove-orphans`; no container, network or volume of the project is left.
 
+#[path = "support/compose_stack.rs"]
+mod compose_stack;
 #[path = "support/harness.rs"]
 mod harness;
 #[path = "support/own_binary.rs"]
 mod own_binary;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use compose_stack::{Stack, compose_cli, docker, run, text};
 use harness::{Api, root, sample};
 use serde_json::{Value, json};
 
@@ -36,200 +43,6 @@ const PROBE_IMAGE: &str = "faas-compose-probe:test";
 
 /// The probe function (busybox sh): what a function container reaches.
 const PROBE_SCRIPT: &str = include_str!("support/probe-fn.sh");
-
-/// Runs a command; panics with its output when it fails.
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed:\n{}", text(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn docker(args: &[&str]) -> String {
-    run(Command::new("docker").args(args))
-}
-
-/// `docker compose` (v2) when it answers, else Debian's `docker-compose`.
-fn compose_cli() -> Vec<String> {
-    let v2 = Command::new("docker")
-        .args(["compose", "version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if v2 {
-        vec!["docker".into(), "compose".into()]
-    } else {
-        vec!["docker-compose".into()]
-    }
-}
-
-/// One compose project: every command runs from the repository root with the two
-/// compose files and the project's env file. Torn down on drop.
-struct Stack {
-    cli: Vec<String>,
-    env_file: PathBuf,
-    project: String,
-    network: String,
-    down: bool,
-}
-
-impl Stack {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.cli[0]);
-        c.args(&self.cli[1..])
-            .current_dir(root())
-            .arg("--env-file")
-            .arg(&self.env_file)
-            .args([
-                "-f",
-                "docker-compose.yml",
-                "-f",
-                "deployments/compose.local.yml",
-            ])
-            .args(args);
-        c
-    }
-
-    fn compose(&self, args: &[&str]) -> String {
-        run(&mut self.command(args))
-    }
-
-    /// `name status` of every container of the project.
-    fn containers(&self) -> Vec<String> {
-        let filter = format!("label=com.docker.compose.project={}", self.project);
-        docker(&[
-            "ps",
-            "-a",
-            "--filter",
-            &filter,
-            "--format",
-            "{{.Names}} {{.Status}}",
-        ])
-        .lines()
-        .map(str::to_string)
-        .collect()
-    }
-
-    /// Running worker containers of the pool (compose's and the autoscaler's clones).
-    fn workers(&self) -> Vec<String> {
-        let pool = format!("label=faas.pool={}", self.project);
-        docker(&["ps", "-q", "--filter", &pool, "--filter", "status=running"])
-            .split_whitespace()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// Waits until `count` containers of each service run and every container of the
-    /// project is healthy.
-    fn wait_healthy(&self, want: &[(&str, usize)], timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let all = self.containers();
-            let count = |svc: &str| {
-                let prefix = format!("{}_{svc}_", self.project);
-                let alt = format!("{}-{svc}-", self.project);
-                all.iter()
-                    .filter(|l| l.starts_with(&prefix) || l.starts_with(&alt))
-                    .count()
-            };
-            let counts_ok = want.iter().all(|(svc, n)| count(svc) == *n);
-            if counts_ok && all.iter().all(|l| l.contains("(healthy)")) {
-                eprintln!("healthy:\n  {}", all.join("\n  "));
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not every service became healthy:\n  {}\nlogs:\n{}",
-                all.join("\n  "),
-                text(&self.command(&["logs", "--tail", "30"]).output().unwrap())
-            );
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    }
-
-    /// Every faas container drops all capabilities, gains no privileges and has a
-    /// memory limit; workers (and so the autoscaler's clones of them) carry no JWT_SECRET.
-    fn assert_hardened(&self) {
-        let filter = format!("label=com.docker.compose.project={}", self.project);
-        let ids = docker(&["ps", "-q", "--filter", &filter]);
-        for id in ids.split_whitespace() {
-            let f = "{{.Name}}|{{.HostConfig.CapDrop}}|{{.HostConfig.SecurityOpt}}|\
-                     {{.HostConfig.Memory}}|{{.Config.Env}}";
-            let got = docker(&["inspect", "-f", f, id]);
-            let parts: Vec<&str> = got.split('|').collect();
-            if parts[0].contains("_nats_") || parts[0].contains("-nats-") {
-                continue;
-            }
-            assert!(parts[1].contains("ALL"), "cap_drop ALL: {got}");
-            assert!(parts[2].contains("no-new-privileges"), "{got}");
-            assert_ne!(parts[3], "0", "a memory limit: {got}");
-            if parts[0].contains("worker") {
-                assert!(
-                    !parts[4].contains("JWT_SECRET"),
-                    "a worker has JWT_SECRET: {got}"
-                );
-            }
-        }
-    }
-
-    /// The host address of replica `index` (1-based) of the API.
-    fn api(&self, index: usize) -> Api {
-        let i = format!("--index={index}");
-        let addr = self.compose(&["port", &i, "api", "8080"]);
-        Api::new(&format!("http://{}", addr.trim()))
-    }
-
-    /// As `make down`: the autoscaler's clones first (they hold the networks), then
-    /// `down --volumes --remove-orphans`. Never panics (also runs on drop).
-    fn teardown(&mut self) -> Option<Output> {
-        self.down = true;
-        let pool = format!("label=faas.pool={}", self.project);
-        let clones = Command::new("docker")
-            .args([
-                "ps",
-                "-aq",
-                "--filter",
-                &pool,
-                "--filter",
-                "label=faas.scaled-by=autoscaler",
-            ])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-            .unwrap_or_default();
-        let clones: Vec<&str> = clones.split_whitespace().collect();
-        if !clones.is_empty() {
-            let _ = Command::new("docker")
-                .args(["rm", "-f"])
-                .args(&clones)
-                .output();
-        }
-        self.command(&["down", "--volumes", "--remove-orphans"])
-            .output()
-            .ok()
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        if !self.down {
-            if let Ok(out) = self.command(&["logs", "--tail", "40"]).output() {
-                eprintln!("--- logs of {} ---\n{}", self.project, text(&out));
-            }
-            self.teardown();
-            let _ = Command::new("docker")
-                .args(["network", "rm", &self.network])
-                .output();
-        }
-    }
-}
 
 /// `deployments/local-images.sh` on this test's binary: (faas, nats) image refs.
 fn local_images() -> (String, String) {
@@ -258,15 +71,47 @@ fn probe_image(dir: &Path) {
     docker(&["build", "-q", "-t", PROBE_IMAGE, ctx.to_str().unwrap()]);
 }
 
+/// This run's own functions' network: `(subnet, gateway)` on a /24 of 10.213.0.0/16
+/// (outside Docker's default pools) that no network of the engine uses.
+fn free_subnet(seed: u32) -> (String, String) {
+    let ids = docker(&["network", "ls", "-q"]);
+    let mut args = vec![
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+    ];
+    args.extend(ids.split_whitespace());
+    let used = docker(&args);
+    (0..200)
+        .map(|i| 20 + (seed + i) % 200)
+        .map(|n| (format!("10.213.{n}.0/24"), format!("10.213.{n}.1")))
+        .find(|(subnet, _)| !used.contains(subnet.as_str()))
+        .expect("a free /24 in 10.213.0.0/16")
+}
+
+/// A free loopback port (for NATS, published on loopback for `capabilities`).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
 /// `deployments/gen-env.sh` output plus this run's names and quick autoscaler timings.
-fn env_file(dir: &Path, project: &str, network: &str, images: &(String, String)) -> PathBuf {
+fn env_file(
+    dir: &Path,
+    names: (&str, &str),
+    net: &(String, String),
+    nats_port: u16,
+    images: &(String, String),
+) -> PathBuf {
     let generated = run(&mut Command::new(root().join("deployments/gen-env.sh")));
     assert!(generated.contains("JWT_SECRET=") && generated.contains("FAAS_SECRETS_KEY="));
     let extra = format!(
-        "COMPOSE_PROJECT_NAME={project}\nNETWORK_NAME={network}\nAPI_PUBLISH=127.0.0.1:\n\
+        "COMPOSE_PROJECT_NAME={}\nNETWORK_NAME={}\nAPI_PUBLISH=127.0.0.1:\n\
+         FAAS_FUNCTIONS_SUBNET={}\nFAAS_FUNCTIONS_GATEWAY={}\nFAAS_NATS_HOST_PORT={}\n\
          FAAS_LOCAL_IMAGE={}\nNATS_LOCAL_IMAGE={}\nCHECK_INTERVAL=2s\nCOOLDOWN_PERIOD=3s\n\
          FAAS_SHUTDOWN_GRACE_SECS=5\nWORKER_STOP_GRACE=30s\n",
-        images.0, images.1
+        names.0, names.1, net.0, net.1, nats_port, images.0, images.1
     );
     let path = dir.join(".env");
     std::fs::write(&path, format!("{generated}\n{extra}")).unwrap();
@@ -288,7 +133,67 @@ async fn wasm_runs(api: &Api, token: &str, fid: &str, name: &str) {
     assert_eq!(run["result"]["hello"], name, "{run}");
 }
 
-async fn probe_runs(api: &Api, token: &str) -> Value {
+/// Starts another container on the functions' network listening on :9999 (as another
+/// function could) and checks that the host reaches it; its `ip:port`.
+fn neighbour(name: &str, network: &str) -> String {
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        network,
+        "--entrypoint",
+        "/bin/busybox",
+        PROBE_IMAGE,
+        "nc",
+        "-ll",
+        "-p",
+        "9999",
+        "-e",
+        "/bin/busybox",
+        "echo",
+        "neighbour",
+    ]);
+    let ip = docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        name,
+    ]);
+    let addr = format!("{ip}:9999");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut got = String::new();
+        let read = std::net::TcpStream::connect(&addr).and_then(|mut s| {
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            std::io::Read::read_to_string(&mut s, &mut got)
+        });
+        if read.is_ok() && got.contains("neighbour") {
+            return addr;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the neighbour at {addr} does not answer the host"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The functions' network compose made: internal, inter-container traffic off (what
+/// the workers' Docker executor requires), on this run's subnet.
+fn assert_functions_network(network: &str, subnet: &str) {
+    let f = "{{.Internal}} {{index .Options \"com.docker.network.bridge.enable_icc\"}} \
+             {{range .IPAM.Config}}{{.Subnet}}{{end}}";
+    let got = docker(&["network", "inspect", "-f", f, network]);
+    assert_eq!(
+        got,
+        format!("true false {subnet}"),
+        "the functions' network"
+    );
+}
+
+async fn probe_runs(api: &Api, token: &str, unreachable: Value) -> Value {
     let f = api
         .post(
             token,
@@ -307,7 +212,8 @@ async fn probe_runs(api: &Api, token: &str) -> Value {
             .await
             .expect(201);
     }
-    let input = json!({"object_inputs": {"doc": format!("{fid}/granted.txt")}});
+    let input = json!({"object_inputs": {"doc": format!("{fid}/granted.txt")},
+                       "direct_inputs": unreachable});
     let run = api.run(token, &fid, input).await;
     assert_eq!(run["status"], "completed", "{run}");
     run["result"].clone()
@@ -325,11 +231,15 @@ async fn make_run_local_comes_up_runs_functions_scales_and_leaves_nothing() {
         .subsec_nanos();
     let project = format!("faaslocal{}x{nanos:x}", std::process::id());
     let network = format!("{project}-functions");
+    let net = free_subnet(nanos);
+    let nats_port = free_port();
+    let names = (project.as_str(), network.as_str());
     let mut stack = Stack {
         cli: compose_cli(),
-        env_file: env_file(dir.path(), &project, &network, &images),
+        env_file: env_file(dir.path(), names, &net, nats_port, &images),
         project: project.clone(),
         network: network.clone(),
+        neighbour: format!("{project}-neighbour"),
         down: false,
     };
     eprintln!(
@@ -343,6 +253,7 @@ async fn make_run_local_comes_up_runs_functions_scales_and_leaves_nothing() {
         ("nats", 1),
         ("api", 1),
         ("capabilities", 1),
+        ("functions-check", 1),
         ("worker", 2),
         ("autoscaler", 1),
     ];
@@ -350,6 +261,7 @@ async fn make_run_local_comes_up_runs_functions_scales_and_leaves_nothing() {
     eprintln!("stack healthy after {:?}", started.elapsed());
 
     stack.assert_hardened();
+    assert_functions_network(&network, &net.0);
 
     let api = stack.api(1);
     let (token, _) = api.user("ada").await;
@@ -360,9 +272,21 @@ async fn make_run_local_comes_up_runs_functions_scales_and_leaves_nothing() {
     let wasm_id = wasm["id"].as_str().unwrap().to_string();
     wasm_runs(&api, &token, &wasm_id, "Ada").await;
 
-    let probe = probe_runs(&api, &token).await;
+    let api_port = api.base.rsplit(':').next().unwrap().to_string();
+    let unreachable = json!({
+        "neighbour": neighbour(&stack.neighbour, &network),
+        "api_ip": stack.ip_of("api"),
+        "api_port": api_port,
+        "nats_port": nats_port.to_string(),
+    });
+    let probe = probe_runs(&api, &token, unreachable).await;
     eprintln!("probe: {probe}");
-    assert_eq!(probe["host"], "http://capabilities:8081", "{probe}");
+    let gateway = format!("http://{}:8081", net.1);
+    assert_eq!(
+        probe["host"],
+        gateway.as_str(),
+        "reaches the gateway: {probe}"
+    );
     assert_eq!(
         probe["object"], "granted-object",
         "reads its granted object: {probe}"
@@ -377,9 +301,25 @@ async fn make_run_local_comes_up_runs_functions_scales_and_leaves_nothing() {
     let api_login = probe["api_login"].as_str().unwrap_or("");
     let off_net = "the API is not on the functions' network";
     assert!(api_login.starts_with("unresolved"), "{off_net}: {probe}");
-    let main = probe["main_port_login"].as_str().unwrap_or("");
-    let one_port = "no API port beside the capability route";
-    assert!(main.starts_with("unreachable"), "{one_port}: {probe}");
+    for (key, what) in [
+        ("main_port_login", "no API port beside the capability route"),
+        (
+            "api_ip_login",
+            "the API container's address is out of reach",
+        ),
+        (
+            "api_published_login",
+            "the API's published (loopback) port is out of reach",
+        ),
+        ("nats", "NATS's loopback port is out of reach"),
+        (
+            "neighbour",
+            "another container on the functions' network is out of reach",
+        ),
+    ] {
+        let got = probe[key].as_str().unwrap_or("");
+        assert!(got.starts_with("unreachable"), "{what}: {probe}");
+    }
 
     // Scale: api to 2, workers to 3; the autoscaler drains the worker above MIN_WORKERS.
     stack.compose(&[
@@ -412,6 +352,7 @@ async fn make_run_local_comes_up_runs_functions_scales_and_leaves_nothing() {
         ("nats", 1),
         ("api", 2),
         ("capabilities", 1),
+        ("functions-check", 1),
         ("worker", 2),
         ("autoscaler", 1),
     ];
