@@ -17,7 +17,8 @@ export COMPOSE_PROJECT_NAME ?= $(PROJECT)
 LOCAL_COMPOSE = $(COMPOSE) -f docker-compose.yml -f deployments/compose.local.yml
 # Without .env, commands that need no secrets (config check, down) get throw-away ones.
 NO_SECRETS = $(if $(wildcard .env),,JWT_SECRET=$${JWT_SECRET:-$$(openssl rand -hex 32)} \
-	FAAS_SECRETS_KEY=$${FAAS_SECRETS_KEY:-$$(openssl rand -hex 32)})
+	FAAS_SECRETS_KEY=$${FAAS_SECRETS_KEY:-$$(openssl rand -hex 32)} \
+	NATS_PASSWORD=$${NATS_PASSWORD:-$$(openssl rand -hex 32)})
 ENV_FILE ?= $(if $(wildcard .env),.env,.env.example)
 
 .PHONY: help build run run-local test test-deps samples down clean bench compose-config images schemathesis

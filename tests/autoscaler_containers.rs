@@ -184,10 +184,12 @@ fn compose_file_validates() {
         };
         c.current_dir(root)
             .env_remove("JWT_SECRET")
-            .env_remove("FAAS_SECRETS_KEY");
+            .env_remove("FAAS_SECRETS_KEY")
+            .env_remove("NATS_PASSWORD");
         if secrets {
             c.env("JWT_SECRET", JWT_SECRET)
-                .env("FAAS_SECRETS_KEY", SECRETS_KEY);
+                .env("FAAS_SECRETS_KEY", SECRETS_KEY)
+                .env("NATS_PASSWORD", SECRETS_KEY);
         }
         c.args(args)
             .output()
@@ -208,18 +210,21 @@ fn compose_file_validates() {
         "worker:",
         "autoscaler:",
         "faas.role: worker",
+        "FAAS_NATS_PASSWORD:",
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
     let missing = compose(false, &["--env-file", ".env.example", "config", "-q"]);
     assert!(
         !missing.status.success(),
-        "compose accepted the example's blank JWT_SECRET"
+        "compose accepted the example's blank secrets"
     );
+    let said = String::from_utf8_lossy(&missing.stderr);
     assert!(
-        String::from_utf8_lossy(&missing.stderr).contains("JWT_SECRET"),
-        "{}",
-        String::from_utf8_lossy(&missing.stderr)
+        ["JWT_SECRET", "FAAS_SECRETS_KEY", "NATS_PASSWORD"]
+            .iter()
+            .any(|k| said.contains(k)),
+        "compose names the missing secret: {said}"
     );
 }
 

@@ -90,6 +90,16 @@ fn free_subnet(seed: u32) -> (String, String) {
         .expect("a free /24 in 10.213.0.0/16")
 }
 
+/// NATS announces that it requires credentials (every faas service presents them).
+fn assert_nats_requires_credentials(port: u16) {
+    use std::io::BufRead;
+    let conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("NATS on loopback");
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut info = String::new();
+    std::io::BufReader::new(conn).read_line(&mut info).unwrap();
+    assert!(info.contains("\"auth_required\":true"), "NATS INFO: {info}");
+}
+
 /// A free loopback port (for NATS, published on loopback for `capabilities`).
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -106,6 +116,10 @@ fn env_file(
 ) -> PathBuf {
     let generated = run(&mut Command::new(root().join("deployments/gen-env.sh")));
     assert!(generated.contains("JWT_SECRET=") && generated.contains("FAAS_SECRETS_KEY="));
+    assert!(
+        generated.contains("NATS_PASSWORD="),
+        "NATS requires a password in compose"
+    );
     let extra = format!(
         "COMPOSE_PROJECT_NAME={}\nNETWORK_NAME={}\nAPI_PUBLISH=127.0.0.1:\n\
          FAAS_FUNCTIONS_SUBNET={}\nFAAS_FUNCTIONS_GATEWAY={}\nFAAS_NATS_HOST_PORT={}\n\
@@ -262,6 +276,7 @@ async fn make_run_local_comes_up_runs_functions_scales_and_leaves_nothing() {
 
     stack.assert_hardened();
     assert_functions_network(&network, &net.0);
+    assert_nats_requires_credentials(nats_port);
 
     let api = stack.api(1);
     let (token, _) = api.user("ada").await;
