@@ -140,10 +140,6 @@ fn insert(c: &rusqlite::Connection, id: &str, payload: &[u8]) -> Result<()> {
 
 #[async_trait]
 impl WorkQueue for EmbeddedQueue {
-    async fn enqueue(&self, id: &str, payload: Bytes) -> Result<()> {
-        self.enqueue_with(Vec::new(), id, payload).await.map(|_| ())
-    }
-
     async fn enqueue_with(
         &self,
         writes: Vec<KvWrite>,

@@ -256,11 +256,6 @@ fn publish_error(link: &Link, e: async_nats::jetstream::context::PublishError) -
 
 #[async_trait]
 impl WorkQueue for NatsQueue {
-    async fn enqueue(&self, id: &str, payload: Bytes) -> Result<()> {
-        self.admit(id).await?;
-        self.publish(id, payload).await
-    }
-
     async fn enqueue_with(
         &self,
         writes: Vec<KvWrite>,

@@ -42,7 +42,9 @@ pub struct QueueStats {
 pub trait WorkQueue: Send + Sync + 'static {
     /// Adds a message; an id already queued is not added twice.
     /// `Overloaded` when the queue is full.
-    async fn enqueue(&self, id: &str, payload: Bytes) -> Result<()>;
+    async fn enqueue(&self, id: &str, payload: Bytes) -> Result<()> {
+        self.enqueue_with(Vec::new(), id, payload).await.map(|_| ())
+    }
     /// Applies `writes` to the key-value store and adds a message, as one unit where
     /// the backend can: the embedded backend does both in one transaction (all or
     /// nothing); NATS applies the writes, then publishes, so a cut in between leaves
