@@ -57,8 +57,11 @@ pub struct Stack {
 impl Stack {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.cli[0]);
+        // The env file names this run's project; `make test` exports its own
+        // COMPOSE_PROJECT_NAME, which would win over the file.
         c.args(&self.cli[1..])
             .current_dir(root())
+            .env_remove("COMPOSE_PROJECT_NAME")
             .arg("--env-file")
             .arg(&self.env_file)
             .args([
