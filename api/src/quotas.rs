@@ -18,7 +18,8 @@ use serde::Serialize;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// How old a cached count of a user's active executions may be.
+/// How old a cached count of a user's active executions, or a cached read of
+/// their overrides, may be (an admin's change applies within it).
 pub const ACTIVE_TTL: Duration = Duration::from_secs(1);
 
 /// Most users whose rate buckets and counts a process keeps.
@@ -40,6 +41,7 @@ pub fn defaults() -> Quotas {
 pub struct Meter {
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
     active: Mutex<HashMap<String, (Instant, u64)>>,
+    overrides: Mutex<HashMap<String, (Instant, Quotas)>>,
 }
 
 /// A user's limits and what they use.
@@ -64,13 +66,35 @@ pub struct Usage {
     pub secrets: u64,
 }
 
-/// The user's effective limits.
+/// The user's effective limits (overrides read at most [`ACTIVE_TTL`] ago).
 pub async fn limits(state: &AppState, user_id: &str) -> ApiResult<Quotas> {
-    Ok(state
-        .store
-        .get_quotas(user_id)
-        .await?
-        .or(state.limits.quotas))
+    let cached = {
+        let map = state
+            .meter
+            .overrides
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.get(user_id)
+            .filter(|(at, _)| at.elapsed() < ACTIVE_TTL)
+            .map(|(_, q)| *q)
+    };
+    let overrides = match cached {
+        Some(q) => q,
+        None => {
+            let q = state.store.get_quotas(user_id).await?;
+            let mut map = state
+                .meter
+                .overrides
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if map.len() >= MAX_TRACKED {
+                map.retain(|_, (at, _)| at.elapsed() < ACTIVE_TTL);
+            }
+            map.insert(user_id.to_string(), (Instant::now(), q));
+            q
+        }
+    };
+    Ok(overrides.or(state.limits.quotas))
 }
 
 /// Limits and usage of a user.
@@ -222,6 +246,12 @@ impl Meter {
         }
         map.insert(user_id.to_string(), (Instant::now(), n));
         Ok(n)
+    }
+
+    /// Drops what this process cached of a user (after an override changes).
+    pub fn forget(&self, user_id: &str) {
+        let mut map = self.overrides.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(user_id);
     }
 
     fn count_submit(&self, user_id: &str) {

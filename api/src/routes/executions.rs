@@ -118,9 +118,9 @@ pub(crate) async fn accept(state: &AppState, exec: Execution) -> ApiResult<()> {
     let (store, queue) = (state.store.clone(), state.queue.clone());
     let task = tokio::spawn(async move {
         let result = store.accept_execution(queue.as_ref(), &exec).await;
-        if result.is_err()
-            && let Err(e) = store.discard_execution(&exec).await
-        {
+        // A full queue is refused before anything is written: nothing to undo.
+        let wrote = !matches!(result, Ok(_) | Err(faas_runtime::Error::Overloaded(_)));
+        if wrote && let Err(e) = store.discard_execution(&exec).await {
             tracing::warn!(execution.id = %exec.id, error = %e, "rollback of a failed submit failed; the reconciler finishes it");
         }
         result

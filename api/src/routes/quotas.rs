@@ -60,6 +60,7 @@ pub async fn put(
     let quotas: Quotas = serde_json::from_value(strip_nulls(stored))
         .map_err(|e| ApiError::bad_request("invalid_quota", format!("quotas: {e}")))?;
     state.store.put_quotas(&id, &quotas).await?;
+    state.meter.forget(&id);
     tracing::info!(user.id = %id, ?quotas, "quotas set");
     Ok(ApiJson(view(&state, &id).await?))
 }

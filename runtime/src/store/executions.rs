@@ -40,7 +40,9 @@ impl Store {
     pub async fn create_execution(&self, e: &Execution) -> Result<u64> {
         let (writes, at) = self.creation_writes(e)?;
         let revs = self.kv().apply(writes).await?;
-        Ok(revs[at])
+        revs.get(at)
+            .copied()
+            .ok_or_else(|| Error::Internal("the record's write has no revision".into()))
     }
 
     /// The writes that create `e`, in the order that is safe when a cut may stop
