@@ -10,7 +10,7 @@ mod nats_server;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use harness::{Api, TestApp, config};
+use harness::{Api, TestApp};
 use serde_json::{Value, json};
 
 /// Every execution the store holds is final (none stuck pending or running).
@@ -91,41 +91,6 @@ async fn submit_survives_cut_connections() {
     let total = wait_all_final(&app.api, &token, Duration::from_secs(60)).await;
     eprintln!("{total} of 320 cut submits were accepted; all of them finished");
     app.stop().await;
-}
-
-#[tokio::test]
-async fn full_queue_at_restart_still_starts_and_runs_everything() {
-    let data = tempfile::tempdir().unwrap();
-    let extra = ["--queue-max=3", "--max-concurrent=1"];
-    let platform = faas::platform::Platform::start(config(data.path(), &extra))
-        .await
-        .unwrap();
-    let api = Api::new(&format!("http://{}", platform.addr.unwrap()));
-    let (token, _) = api.user("queuer").await;
-    let fid = api.deploy_sample(&token, "c-spin.wasm").await;
-    let mut ids = Vec::new();
-    for _ in 0..3 {
-        // Longer than the test config's 5 s grace: the running one is handed back.
-        ids.push(
-            api.submit(&token, &fid, json!({"direct_inputs": {"ms": 5500}}))
-                .await,
-        );
-    }
-    api.post(&token, "/api/executions", json!({"function_id": fid}))
-        .await
-        .expect_error(503, "overloaded");
-    platform.stop().await;
-    // The queue is at its cap with accepted work: a restart re-queues it all.
-    let platform = faas::platform::Platform::start(config(data.path(), &extra))
-        .await
-        .expect("a full queue does not stop a restart");
-    let api = Api::new(&format!("http://{}", platform.addr.unwrap()));
-    let token = api.login("queuer", "password123").await;
-    for id in &ids {
-        let e = api.wait(&token, id, Duration::from_secs(60)).await;
-        assert_eq!(e["status"], "completed", "{e}");
-    }
-    platform.stop().await;
 }
 
 #[tokio::test]
