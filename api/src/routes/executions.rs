@@ -15,7 +15,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
 
-pub use start::{Started, idempotency_key, prepare, start};
+pub use start::{IDEMPOTENCY_KEY_PATTERN, Started, idempotency_key, prepare, start};
 pub use wait::{WaitQuery, events};
 
 /// A submission.

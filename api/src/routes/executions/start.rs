@@ -18,6 +18,10 @@ use crate::state::AppState;
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The answer header of a replayed request.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+/// `Idempotency-Key` values: 1-255 printable ASCII characters, no space at either
+/// end (an HTTP header loses those).
+pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[\\x21-\\x7E]([\\x20-\\x7E]{0,253}[\\x21-\\x7E])?$";
+
 /// How long a duplicate waits for the winner's record to appear.
 const WINNER_WAIT: Duration = Duration::from_secs(5);
 
@@ -41,7 +45,8 @@ impl Started {
     }
 }
 
-/// The `Idempotency-Key` of a request, if it has one (400 when malformed).
+/// The `Idempotency-Key` of a request, if it has one (400 when malformed, see
+/// [`IDEMPOTENCY_KEY_PATTERN`]).
 pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
@@ -54,7 +59,8 @@ pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     };
     let text = value.to_str().map_err(|_| bad())?;
     let printable = text.bytes().all(|b| (0x20..=0x7e).contains(&b));
-    if text.trim().is_empty() || text.len() > 255 || !printable {
+    let padded = text.starts_with(' ') || text.ends_with(' ');
+    if text.is_empty() || padded || text.len() > 255 || !printable {
         return Err(bad());
     }
     Ok(Some(text.to_string()))
@@ -98,73 +104,74 @@ pub async fn start(
     key: Option<&str>,
 ) -> ApiResult<Started> {
     let Some(key) = key else {
-        crate::quotas::check_submit(state, &caller.id).await?;
-        accept(state, exec.clone()).await?;
-        return Ok(Started {
-            exec,
-            replayed: false,
-        });
+        return admit(state, caller, exec).await;
     };
     let hash = request_hash(&exec);
     let record = IdempotencyRecord::new(&exec.id, &hash);
     let deadline = tokio::time::Instant::now() + WINNER_WAIT;
     loop {
-        match state
+        let first = match state
             .store
             .claim_idempotency(&caller.id, key, &record)
             .await?
         {
-            Claim::Won => {
-                let accepted = async {
-                    crate::quotas::check_submit(state, &caller.id).await?;
-                    accept(state, exec.clone()).await
-                }
-                .await;
-                if let Err(e) = accepted {
-                    if let Err(r) = state
-                        .store
-                        .release_idempotency(&caller.id, key, &exec.id)
-                        .await
-                    {
-                        tracing::warn!(error = %r, "an idempotency key of a failed request stays claimed until it expires");
-                    }
-                    return Err(e);
-                }
-                return Ok(Started {
-                    exec,
-                    replayed: false,
-                });
-            }
-            Claim::Taken(first) if first.request_hash != hash => {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "idempotency_mismatch",
-                    "this Idempotency-Key was used with a different request",
-                ));
-            }
-            Claim::Taken(first) => {
-                if let Some((found, _)) = state
-                    .store
-                    .get_execution(&first.execution_id, Some(&caller.id))
-                    .await?
-                {
-                    return Ok(Started {
-                        exec: found,
-                        replayed: true,
-                    });
-                }
-                // The winner is still recording it (or failed and frees the key).
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "conflict",
-                        "a request with this Idempotency-Key is still being accepted; retry",
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            Claim::Won => return admit_keyed(state, caller, exec, key).await,
+            Claim::Taken(first) => first,
+        };
+        if first.request_hash != hash {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_mismatch",
+                "this Idempotency-Key was used with a different request",
+            ));
         }
+        let found = state
+            .store
+            .get_execution(&first.execution_id, Some(&caller.id))
+            .await?;
+        if let Some((exec, _)) = found {
+            return Ok(Started {
+                exec,
+                replayed: true,
+            });
+        }
+        // The winner is still recording it (or failed and frees the key).
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "a request with this Idempotency-Key is still being accepted; retry",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Quota check, record and queue message of a new execution.
+async fn admit(state: &AppState, caller: &Caller, exec: Execution) -> ApiResult<Started> {
+    crate::quotas::check_submit(state, &caller.id).await?;
+    accept(state, exec.clone()).await?;
+    Ok(Started {
+        exec,
+        replayed: false,
+    })
+}
+
+/// [`admit`] for the holder of an idempotency key; a failure frees the key.
+async fn admit_keyed(
+    state: &AppState,
+    caller: &Caller,
+    exec: Execution,
+    key: &str,
+) -> ApiResult<Started> {
+    let id = exec.id.clone();
+    let admitted = admit(state, caller, exec).await;
+    if admitted.is_err()
+        && let Err(e) = state.store.release_idempotency(&caller.id, key, &id).await
+    {
+        tracing::warn!(error = %e, "the idempotency key of a failed request stays claimed until it expires");
+    }
+    admitted
 }
 
 /// Hash of what a request asks for: the function and the normalized input.
