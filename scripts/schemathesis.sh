@@ -94,6 +94,15 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 
 # A deploy's module must be valid wasm, which no schema can say: a generated module is
 # refused with 400 invalid_module.
+# A reused Idempotency-Key with another body is a 422 however valid the body is.
+[[operations]]
+include-name = "POST /api/executions"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-name = "POST /api/functions/{id}/invoke"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
 [[operations]]
 include-name = "POST /api/functions"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]

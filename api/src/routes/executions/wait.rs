@@ -81,7 +81,7 @@ pub async fn until_final(
 /// carrying the record at each state change, the last one final.
 #[utoipa::path(get, path = "/api/executions/{id}/events", tag = "executions", security(("bearer" = [])),
     params(("id" = String, Path, description = "The execution's id")),
-    responses((status = 200, description = "`text/event-stream`: an `execution` event with the record (JSON) at each state change (pending, running, final); the stream ends after the final one (an execution already final yields one event). Comment lines keep the connection alive.", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "`text/event-stream`: an `execution` event with the record (JSON) at each state change (pending, running, final); the stream ends after the final one (an execution already final yields one event). Comment lines keep the connection alive.", content_type = "text/event-stream", body = Object),
         (status = 404, description = "No such execution of the caller's", body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
