@@ -337,3 +337,62 @@ async fn nats_idempotency_keys_run_once() {
     let nats = NatsServer::start();
     idempotency_keys_run_once(Some(&nats)).await;
 }
+
+/// An API process and a worker process (each its own NATS connection): the API
+/// answers an invoke and a long poll as soon as the worker ends the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nats_api_process_answers_when_a_worker_process_ends_the_run() {
+    use faas::platform::{Platform, Roles};
+    let nats = NatsServer::start();
+    let url = format!("--nats-url={}", nats.url());
+    let extra = [
+        url.as_str(),
+        "--jwt-secret=a-test-signing-key-of-at-least-32-bytes!!",
+        "--secrets-key=7d1c2a1f0e9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d",
+    ];
+    let (api_dir, worker_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let api_process = Platform::start_roles(harness::config(api_dir.path(), &extra), Roles::Api)
+        .await
+        .unwrap();
+    let worker = Platform::start_roles(harness::config(worker_dir.path(), &extra), Roles::Worker)
+        .await
+        .unwrap();
+    let api = harness::Api::new(&format!("http://{}", api_process.addr.unwrap()));
+    let (token, _) = api.user("remote").await;
+    let hello = api.deploy_sample(&token, "c-hello.wasm").await;
+    let spin_fn = api.deploy_sample(&token, "c-spin.wasm").await;
+    let res = api
+        .http
+        .post(api.url(&format!("/api/functions/{hello}/invoke?wait=20")))
+        .bearer_auth(&token)
+        .json(&json!({"input": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = api
+        .http
+        .post(api.url(&format!("/api/functions/{spin_fn}/invoke?wait=1")))
+        .bearer_auth(&token)
+        .json(&spin(1500))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let done = api
+        .get(&token, &format!("{location}?wait=20"))
+        .await
+        .expect(200);
+    let answered = OffsetDateTime::now_utc();
+    assert_eq!(done["status"], "completed", "{done}");
+    let ended = OffsetDateTime::parse(done["completed_at"].as_str().unwrap(), &Rfc3339).unwrap();
+    let lag = answered - ended;
+    eprintln!("across processes, the long poll answered {lag} after the run ended");
+    assert!(
+        lag < time::Duration::milliseconds(150),
+        "long poll lag {lag}"
+    );
+    worker.stop().await;
+    api_process.stop().await;
+}
