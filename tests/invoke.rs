@@ -396,3 +396,45 @@ async fn nats_api_process_answers_when_a_worker_process_ends_the_run() {
     worker.stop().await;
     api_process.stop().await;
 }
+
+/// A cancel is a state change too: a long poll on the execution answers at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn long_poll_wakes_on_cancel() {
+    let app = start(None, &["--max-concurrent=1"]).await;
+    let (token, _) = app.api.user("canceller").await;
+    let fid = app.api.deploy_sample(&token, "c-spin.wasm").await;
+    let busy = app
+        .api
+        .submit(&token, &fid, json!({"direct_inputs": {"ms": 3000}}))
+        .await;
+    let queued = app
+        .api
+        .submit(&token, &fid, json!({"direct_inputs": {"ms": 10}}))
+        .await;
+    let poll = {
+        let (api, token, id) = (app.api.clone(), token.clone(), queued.clone());
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let e = api
+                .get(&token, &format!("/api/executions/{id}?wait=20"))
+                .await
+                .expect(200);
+            (e, t.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = Instant::now();
+    app.api
+        .post(
+            &token,
+            &format!("/api/executions/{queued}/cancel"),
+            json!({}),
+        )
+        .await
+        .expect(200);
+    let (e, _) = poll.await.unwrap();
+    assert_eq!(e["status"], "cancelled", "{e}");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    app.api.wait(&token, &busy, Duration::from_secs(30)).await;
+    app.stop().await;
+}
