@@ -61,7 +61,7 @@ impl Ports {
                 format!("connect to NATS at {}", faas_runtime::nats::redact(url))
             })?;
             tracing::info!(url = %faas_runtime::nats::redact(url), "state, queue and objects on NATS JetStream");
-            let store = Store::new(Arc::new(nats.kv));
+            let store = Store::new(Arc::new(nats.kv)).with_completions(Arc::new(nats.completions));
             migrate(&store).await?;
             return Ok(Ports {
                 store,

@@ -68,6 +68,9 @@ pub struct ServeConfig {
     /// Operator cap on any function's timeout (seconds).
     #[arg(long, env = "FAAS_MAX_TIMEOUT_SECS", default_value_t = 900)]
     pub max_timeout_secs: u64,
+    /// Longest `?wait=` of an invoke or a long poll (seconds).
+    #[arg(long, env = "FAAS_INVOKE_MAX_WAIT_SECS", default_value_t = 300)]
+    pub invoke_max_wait_secs: u64,
     /// Default memory limit of a function (MiB).
     #[arg(long, env = "FAAS_DEFAULT_MEMORY_MB", default_value_t = 512)]
     pub default_memory_mb: u64,

@@ -381,6 +381,7 @@ fn limits(c: &ServeConfig) -> ApiLimits {
         max_timeout_secs: c.max_timeout_secs,
         default_memory_mb: c.default_memory_mb.min(c.max_memory_mb),
         max_memory_mb: c.max_memory_mb,
+        max_wait_secs: c.invoke_max_wait_secs,
         quotas: faas_runtime::model::Quotas {
             max_active_executions: Some(c.quota_active_executions),
             submissions_per_minute: Some(c.quota_submissions_per_minute),

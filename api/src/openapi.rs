@@ -19,7 +19,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ApiJson, ErrorBody};
 use crate::routes::{
-    auth, executions, functions, health, me, objects, quotas, secrets, users, workers,
+    auth, executions, functions, health, invoke, me, objects, quotas, secrets, users, workers,
 };
 use crate::state::{ApiLimits, AppState};
 
@@ -56,6 +56,7 @@ impl Modify for BearerAuth {
         me::get, me::change_password,
         functions::create, functions::list, functions::get, functions::delete,
         executions::submit, executions::list, executions::get, executions::cancel,
+        executions::wait::events, invoke::invoke,
         objects::upload, objects::download, objects::delete, objects::list, objects::capability,
         secrets::create, secrets::list, secrets::get, secrets::update, secrets::delete,
         health::healthz, health::readyz, serve, workers::list,
@@ -96,6 +97,18 @@ pub fn document(limits: &ApiLimits) -> Value {
             &format!("{schemas}/{body}/properties/value"),
             &[("maxLength", json!(limits.max_secret_chars))],
         );
+    }
+    for op in [
+        "/paths/~1api~1functions~1{id}~1invoke/post",
+        "/paths/~1api~1executions~1{id}/get",
+    ] {
+        if let Some(Value::Array(params)) = doc.pointer_mut(&format!("{op}/parameters")) {
+            for p in params.iter_mut().filter(|p| p["name"] == "wait") {
+                if let Some(Value::Object(s)) = p.get_mut("schema") {
+                    s.insert("maximum".into(), json!(limits.max_wait_secs));
+                }
+            }
+        }
     }
     // An upload may have no body: that is an empty object.
     let upload = "/paths/~1api~1function-objects~1{function_id}~1{name}/post/requestBody";

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod executions;
 pub mod functions;
 pub mod health;
+pub mod invoke;
 pub mod me;
 pub mod objects;
 pub mod quotas;
@@ -66,6 +67,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/executions/{id}", get(executions::get))
         .route("/api/executions/{id}/cancel", post(executions::cancel))
+        .route("/api/executions/{id}/events", get(executions::events))
+        .route("/api/functions/{id}/invoke", post(invoke::invoke))
         .route("/api/function-objects/{function_id}", get(objects::list))
         .route(
             "/api/function-objects/{function_id}/{name}",

@@ -31,6 +31,8 @@ pub struct ApiLimits {
     pub default_memory_mb: u64,
     /// Operator cap of a function's memory (MiB).
     pub max_memory_mb: u64,
+    /// Longest `?wait=` of an invoke or a long poll (seconds).
+    pub max_wait_secs: u64,
     /// Default per-user quotas (`0` = no limit).
     pub quotas: faas_runtime::model::Quotas,
 }
@@ -47,6 +49,7 @@ impl Default for ApiLimits {
             max_timeout_secs: 900,
             default_memory_mb: 512,
             max_memory_mb: 2048,
+            max_wait_secs: 300,
             quotas: crate::quotas::defaults(),
         }
     }

@@ -13,7 +13,10 @@
 //! - `upload`: the streamed, size-limited, hashed upload behind
 //!   [`NatsObjects`]'s `put`.
 //!
-//! [`connect`] builds all three on one client. A wrong URL fails at once with
+//! - [`completions`]: [`NatsCompletions`], state changes of executions on core
+//!   NATS subjects.
+//!
+//! [`connect`] builds all four on one client. A wrong URL fails at once with
 //! [`crate::Error::Unavailable`]; after a successful connect the client reconnects
 //! on its own, and calls made while the server is away (or in flight when the
 //! connection drops) fail at once with `Unavailable`.
@@ -28,6 +31,7 @@
 //!   server's sync interval (run the server with `sync_interval: always` to
 //!   survive power loss, not only a crash of the server process).
 
+pub mod completions;
 pub mod kv;
 mod leases;
 mod link;
@@ -37,6 +41,7 @@ mod upload;
 
 use std::time::Duration;
 
+pub use completions::NatsCompletions;
 pub use kv::NatsKv;
 pub use link::redact;
 pub use objects::NatsObjects;
@@ -115,6 +120,8 @@ pub struct NatsBackend {
     pub queue: NatsQueue,
     /// Object storage.
     pub objects: NatsObjects,
+    /// State-change signals.
+    pub completions: NatsCompletions,
 }
 
 /// Connects to `url` (e.g. `nats://127.0.0.1:4222`, or several servers of a
@@ -129,6 +136,7 @@ pub async fn connect(url: &str, config: NatsConfig) -> Result<NatsBackend> {
     Ok(NatsBackend {
         kv,
         queue,
-        objects: NatsObjects::new(link),
+        objects: NatsObjects::new(link.clone()),
+        completions: NatsCompletions::new(link),
     })
 }

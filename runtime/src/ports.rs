@@ -2,11 +2,13 @@
 //! object store and its executors. Backends implement them: [`crate::embedded`]
 //! (SQLite + files) and [`crate::nats`] (NATS JetStream).
 
+pub mod completions;
 pub mod executor;
 pub mod kv;
 pub mod objects;
 pub mod queue;
 
+pub use completions::{Changes, Completions, LocalCompletions};
 pub use executor::{ExecutionRequest, Executor, ObjectGrant, RawOutcome, Termination, by_kind};
 pub use kv::{Entry, KvStore, KvWrite, Scan};
 pub use objects::{BodyStream, ByteStream, ObjectStore};

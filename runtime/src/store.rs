@@ -4,6 +4,7 @@
 
 mod executions;
 mod grants;
+mod idempotency;
 mod installation;
 pub mod migrate;
 mod records;
@@ -16,11 +17,12 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::ports::{KvStore, Scan};
+use crate::ports::{Completions, KvStore, LocalCompletions, Scan};
 use crate::{Error, Result};
 
 pub use executions::ExecutionFilter;
 pub use grants::{Grant, grant_key};
+pub use idempotency::{Claim, IDEMPOTENCY_TTL, IdempotencyRecord};
 
 /// Bucket names.
 pub mod buckets {
@@ -57,6 +59,8 @@ pub mod buckets {
     pub const FUNCTION_NAMES: &str = "function_names";
     /// The installation's id (one key, created once).
     pub const INSTALLATION: &str = "installation";
+    /// `<owner>.<sha256 of an Idempotency-Key>` -> the execution it made.
+    pub const IDEMPOTENCY: &str = "idempotency";
     /// Every bucket above.
     pub const ALL: &[&str] = &[
         USERS,
@@ -75,6 +79,7 @@ pub mod buckets {
         QUOTAS,
         FUNCTION_NAMES,
         INSTALLATION,
+        IDEMPOTENCY,
     ];
 }
 
@@ -91,12 +96,30 @@ pub struct Page<T> {
 #[derive(Clone)]
 pub struct Store {
     kv: Arc<dyn KvStore>,
+    completions: Arc<dyn Completions>,
 }
 
 impl Store {
-    /// Typed repositories over `kv`.
+    /// Typed repositories over `kv`, announcing state changes of executions
+    /// within this process ([`LocalCompletions`]).
     pub fn new(kv: Arc<dyn KvStore>) -> Self {
-        Store { kv }
+        Store {
+            kv,
+            completions: Arc::new(LocalCompletions::new()),
+        }
+    }
+
+    /// The same repositories announcing state changes through `completions`
+    /// (NATS: to every process).
+    pub fn with_completions(mut self, completions: Arc<dyn Completions>) -> Self {
+        self.completions = completions;
+        self
+    }
+
+    /// Where state changes of executions are announced: every
+    /// [`Store::update_execution`] publishes the new status after its write.
+    pub fn completions(&self) -> &Arc<dyn Completions> {
+        &self.completions
     }
 
     /// The underlying key-value port.

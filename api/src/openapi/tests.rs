@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::{NAME_PATTERN, USERNAME_PATTERN, document};
-use crate::routes::executions::OBJECT_REF_PATTERN;
+use crate::routes::executions::{IDEMPOTENCY_KEY_PATTERN, OBJECT_REF_PATTERN};
 use crate::state::ApiLimits;
 
 fn doc() -> Value {
@@ -165,6 +165,17 @@ fn documented_patterns_agree_with_the_validators() {
             faas_runtime::input::parse(&input).is_ok()
         }),
         (NO_NUL_PATTERN, |s| !s.contains('\0')),
+        (IDEMPOTENCY_KEY_PATTERN, |s| {
+            let mut headers = axum::http::HeaderMap::new();
+            match axum::http::HeaderValue::from_str(s) {
+                Ok(v) => headers.insert("idempotency-key", v),
+                Err(_) => return false,
+            };
+            matches!(
+                crate::routes::executions::idempotency_key(&headers),
+                Ok(Some(_))
+            )
+        }),
     ];
     let mut found = Vec::new();
     patterns(&doc(), "", &mut found);

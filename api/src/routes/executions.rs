@@ -1,10 +1,12 @@
 //! `/api/executions`: submit, list, get, cancel.
 
+mod start;
+pub mod wait;
+
 use axum::Extension;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use faas_runtime::input::{normalize, parse};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use faas_runtime::model::{Execution, ExecutionStatus, ExecutionSummary, now};
 use faas_runtime::store::ExecutionFilter;
 use serde::{Deserialize, Serialize};
@@ -12,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
+
+pub use start::{IDEMPOTENCY_KEY_PATTERN, Started, idempotency_key, prepare, start};
+pub use wait::{WaitQuery, events};
 
 /// A submission.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -29,7 +34,7 @@ pub const OBJECT_REF_PATTERN: &str = "^[^/.]+/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}
 
 /// The schema of `input`: any JSON object; `secrets` and `object_inputs` have a
 /// meaning to the platform.
-fn input_schema() -> utoipa::openapi::schema::Schema {
+pub(crate) fn input_schema() -> utoipa::openapi::schema::Schema {
     let schema = serde_json::json!({
         "type": ["object", "null"],
         "description": "Any JSON object (default, and for null, `{}`; at most the operator's input limit, \
@@ -76,66 +81,43 @@ pub struct ExecutionList {
 
 /// Queues an execution; answers at once with status `pending`.
 #[utoipa::path(post, path = "/api/executions", tag = "executions", request_body = Submit, security(("bearer" = [])),
-    responses((status = 202, description = "Queued (`pending`)", body = Execution),
+    params(IdempotencyHeader),
+    responses((status = 202, description = "Queued (`pending`); with an `Idempotency-Key` used before (same user, same request, within 24 h), the execution that request made, with `Idempotent-Replayed: true`", body = Execution),
         (status = 429, description = "A per-user quota is reached (`quota_exceeded`, names the quota; `Retry-After` for rates)", body = ErrorBody),
-        (status = 400, description = "Invalid input, an unknown secret, or a malformed body", body = ErrorBody),
+        (status = 400, description = "Invalid input, an unknown secret, a malformed `Idempotency-Key`, or a malformed body", body = ErrorBody),
         (status = 404, description = "No such function of the caller's", body = ErrorBody),
+        (status = 409, description = "A request with the same `Idempotency-Key` is still being accepted", body = ErrorBody),
         (status = 413, description = "The input is larger than the operator's limit", body = ErrorBody),
+        (status = 422, description = "The `Idempotency-Key` was used with a different request (`idempotency_mismatch`)", body = ErrorBody),
         (status = 503, description = "The queue is full or a backend is unavailable", body = ErrorBody)))]
 pub async fn submit(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<Submit>,
-) -> ApiResult<impl IntoResponse> {
-    let function = super::functions::owned(&state, &caller, &body.function_id).await?;
-    let input = body.input.unwrap_or_else(|| serde_json::json!({}));
-    let text = normalize(&input).map_err(|e| ApiError::bad_request("invalid_input", strip(e)))?;
-    if text.len() > state.limits.max_input_bytes {
-        return Err(ApiError::too_large(format!(
-            "input is larger than {} bytes",
-            state.limits.max_input_bytes
-        )));
+) -> ApiResult<Response> {
+    let key = idempotency_key(&headers)?;
+    let exec = prepare(&state, &caller, &body.function_id, body.input).await?;
+    let started = start(&state, &caller, exec, key.as_deref()).await?;
+    if !started.replayed {
+        tracing::info!(execution.id = %started.exec.id, function.id = %started.exec.function_id, "execution queued");
     }
-    let parsed = parse(&text).map_err(|e| ApiError::bad_request("invalid_input", strip(e)))?;
-    for name in &parsed.secrets {
-        if state.store.find_secret(&caller.id, name).await?.is_none() {
-            return Err(ApiError::bad_request(
-                "unknown_secret",
-                format!("secret {name:?} does not exist"),
-            ));
-        }
-    }
-    crate::quotas::check_submit(&state, &caller.id).await?;
-    let exec = Execution::pending(&function, text);
-    accept(&state, exec.clone()).await?;
-    tracing::info!(execution.id = %exec.id, function.id = %function.id, "execution queued");
-    Ok((StatusCode::ACCEPTED, ApiJson(exec)))
+    Ok(started.respond(StatusCode::ACCEPTED, &started.exec, HeaderMap::new()))
 }
 
-/// Records and queues `exec` on a task of its own, so a client that goes away
-/// cannot stop it halfway; a failure rolls back what was written.
-pub(crate) async fn accept(state: &AppState, exec: Execution) -> ApiResult<()> {
-    let (store, queue) = (state.store.clone(), state.queue.clone());
-    let task = tokio::spawn(async move {
-        let result = store.accept_execution(queue.as_ref(), &exec).await;
-        // A full queue is refused before anything is written: nothing to undo.
-        let wrote = !matches!(result, Ok(_) | Err(faas_runtime::Error::Overloaded(_)));
-        if wrote && let Err(e) = store.discard_execution(&exec).await {
-            tracing::warn!(execution.id = %exec.id, error = %e, "rollback of a failed submit failed; the reconciler finishes it");
-        }
-        result
-    });
-    match task.await {
-        Ok(result) => result.map(|_| ()).map_err(ApiError::from),
-        Err(e) => Err(faas_runtime::Error::Internal(format!("submit task failed: {e}")).into()),
-    }
-}
-
-fn strip(e: faas_runtime::Error) -> String {
-    match e {
-        faas_runtime::Error::Invalid(m) => m,
-        other => other.to_string(),
-    }
+/// The optional `Idempotency-Key` header of submit and invoke.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyHeader {
+    /// 1-255 printable ASCII characters. The same key from the same user within
+    /// 24 h returns the execution the first request made (never run twice), with
+    /// `Idempotent-Replayed: true`; with a different request it is a 422.
+    #[serde(rename = "Idempotency-Key")]
+    #[param(
+        rename = "Idempotency-Key",
+        pattern = "^[\\x21-\\x7E]([\\x20-\\x7E]{0,253}[\\x21-\\x7E])?$"
+    )]
+    pub idempotency_key: Option<String>,
 }
 
 /// Lists the caller's executions, newest first.
@@ -172,21 +154,21 @@ pub async fn list(
     }))
 }
 
-/// One of the caller's executions.
+/// One of the caller's executions; with `?wait=SECONDS`, a long poll: answers as
+/// soon as the execution is final, or with its state when the wait ends.
 #[utoipa::path(get, path = "/api/executions/{id}", tag = "executions", security(("bearer" = [])),
-    params(("id" = String, Path, description = "The execution's id")),
-    responses((status = 200, description = "The execution", body = Execution),
+    params(("id" = String, Path, description = "The execution's id"), WaitQuery),
+    responses((status = 200, description = "The execution (final, or as it is when the wait ends)", body = Execution),
+        (status = 400, description = "`wait` is not a number of seconds up to the operator's cap", body = ErrorBody),
         (status = 404, description = "No such execution of the caller's", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> ApiResult<ApiJson<Execution>> {
-    let (exec, _) = state
-        .store
-        .get_execution(&id, Some(&caller.id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("execution"))?;
+    let wait = q.duration(&state, 0)?;
+    let exec = wait::until_final(&state, &caller.id, &id, wait).await?;
     Ok(ApiJson(exec))
 }
 

@@ -74,6 +74,11 @@ impl Link {
         self.replicas
     }
 
+    /// The core NATS client.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The JetStream context.
     pub(crate) fn js(&self) -> &jetstream::Context {
         &self.js

@@ -124,7 +124,7 @@ impl Store {
     }
 
     /// Writes `e` if it is still at `revision`; drops it from the active sets once
-    /// final. A losing write removes the chunks it wrote.
+    /// final; announces the new status to waiters ([`Store::completions`]). A losing write removes the chunks it wrote.
     pub async fn update_execution(&self, e: &Execution, revision: u64) -> Result<u64> {
         let (stored, chunks) = spill::split(e, false);
         let written = spill::written_keys(&chunks);
@@ -144,7 +144,11 @@ impl Store {
             }
         };
         if e.status.is_final() {
-            self.drop_active(e).await?;
+            let dropped = self.drop_active(e).await;
+            self.completions.publish(&e.id, e.status).await;
+            dropped?;
+        } else {
+            self.completions.publish(&e.id, e.status).await;
         }
         Ok(rev)
     }

@@ -1,0 +1,210 @@
+//! The accept path shared by submit and invoke: validation of the input, the
+//! `Idempotency-Key`, the quota check, the durable record and queue message.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use faas_runtime::input::{normalize, parse};
+use faas_runtime::model::Execution;
+use faas_runtime::store::{Claim, IdempotencyRecord};
+use sha2::{Digest, Sha256};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::state::AppState;
+
+/// The request header naming an idempotent request.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// The answer header of a replayed request.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+/// `Idempotency-Key` values: 1-255 printable ASCII characters, no space at either
+/// end (an HTTP header loses those).
+pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[\\x21-\\x7E]([\\x20-\\x7E]{0,253}[\\x21-\\x7E])?$";
+
+/// How long a duplicate waits for the winner's record to appear.
+const WINNER_WAIT: Duration = Duration::from_secs(5);
+
+/// An execution that was started, or found again by its idempotency key.
+pub struct Started {
+    /// The execution.
+    pub exec: Execution,
+    /// True when an earlier request with the same key made it.
+    pub replayed: bool,
+}
+
+impl Started {
+    /// `status` with `exec` as JSON, marked as a replay where it is one.
+    pub fn respond(&self, status: StatusCode, exec: &Execution, extra: HeaderMap) -> Response {
+        let mut res = (status, extra, ApiJson(exec)).into_response();
+        if self.replayed {
+            res.headers_mut()
+                .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+        }
+        res
+    }
+}
+
+/// The `Idempotency-Key` of a request, if it has one (400 when malformed, see
+/// [`IDEMPOTENCY_KEY_PATTERN`]).
+pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1-255 printable ASCII characters",
+        )
+    };
+    let text = value.to_str().map_err(|_| bad())?;
+    let printable = text.bytes().all(|b| (0x20..=0x7e).contains(&b));
+    let padded = text.starts_with(' ') || text.ends_with(' ');
+    if text.is_empty() || padded || text.len() > 255 || !printable {
+        return Err(bad());
+    }
+    Ok(Some(text.to_string()))
+}
+
+/// A pending execution of the caller's `function_id` with a validated `input`
+/// (not yet recorded nor counted against quotas).
+pub async fn prepare(
+    state: &AppState,
+    caller: &Caller,
+    function_id: &str,
+    input: Option<serde_json::Value>,
+) -> ApiResult<Execution> {
+    let function = super::super::functions::owned(state, caller, function_id).await?;
+    let input = input.unwrap_or_else(|| serde_json::json!({}));
+    let text = normalize(&input).map_err(|e| ApiError::bad_request("invalid_input", strip(e)))?;
+    if text.len() > state.limits.max_input_bytes {
+        return Err(ApiError::too_large(format!(
+            "input is larger than {} bytes",
+            state.limits.max_input_bytes
+        )));
+    }
+    let parsed = parse(&text).map_err(|e| ApiError::bad_request("invalid_input", strip(e)))?;
+    for name in &parsed.secrets {
+        if state.store.find_secret(&caller.id, name).await?.is_none() {
+            return Err(ApiError::bad_request(
+                "unknown_secret",
+                format!("secret {name:?} does not exist"),
+            ));
+        }
+    }
+    Ok(Execution::pending(&function, text))
+}
+
+/// Records and queues `exec` (quotas checked), or with `key` returns the
+/// execution an earlier request with the same key and body made.
+pub async fn start(
+    state: &AppState,
+    caller: &Caller,
+    exec: Execution,
+    key: Option<&str>,
+) -> ApiResult<Started> {
+    let Some(key) = key else {
+        return admit(state, caller, exec).await;
+    };
+    let hash = request_hash(&exec);
+    let record = IdempotencyRecord::new(&exec.id, &hash);
+    let deadline = tokio::time::Instant::now() + WINNER_WAIT;
+    loop {
+        let first = match state
+            .store
+            .claim_idempotency(&caller.id, key, &record)
+            .await?
+        {
+            Claim::Won => return admit_keyed(state, caller, exec, key).await,
+            Claim::Taken(first) => first,
+        };
+        if first.request_hash != hash {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_mismatch",
+                "this Idempotency-Key was used with a different request",
+            ));
+        }
+        let found = state
+            .store
+            .get_execution(&first.execution_id, Some(&caller.id))
+            .await?;
+        if let Some((exec, _)) = found {
+            return Ok(Started {
+                exec,
+                replayed: true,
+            });
+        }
+        // The winner is still recording it (or failed and frees the key).
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "a request with this Idempotency-Key is still being accepted; retry",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Quota check, record and queue message of a new execution.
+async fn admit(state: &AppState, caller: &Caller, exec: Execution) -> ApiResult<Started> {
+    crate::quotas::check_submit(state, &caller.id).await?;
+    accept(state, exec.clone()).await?;
+    Ok(Started {
+        exec,
+        replayed: false,
+    })
+}
+
+/// [`admit`] for the holder of an idempotency key; a failure frees the key.
+async fn admit_keyed(
+    state: &AppState,
+    caller: &Caller,
+    exec: Execution,
+    key: &str,
+) -> ApiResult<Started> {
+    let id = exec.id.clone();
+    let admitted = admit(state, caller, exec).await;
+    if admitted.is_err()
+        && let Err(e) = state.store.release_idempotency(&caller.id, key, &id).await
+    {
+        tracing::warn!(error = %e, "the idempotency key of a failed request stays claimed until it expires");
+    }
+    admitted
+}
+
+/// Hash of what a request asks for: the function and the normalized input.
+fn request_hash(exec: &Execution) -> String {
+    let mut h = Sha256::new();
+    h.update(exec.function_id.as_bytes());
+    h.update([0]);
+    h.update(exec.input.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Records and queues `exec` on a task of its own, so a client that goes away
+/// cannot stop it halfway; a failure rolls back what was written.
+pub(crate) async fn accept(state: &AppState, exec: Execution) -> ApiResult<()> {
+    let (store, queue) = (state.store.clone(), state.queue.clone());
+    let task = tokio::spawn(async move {
+        let result = store.accept_execution(queue.as_ref(), &exec).await;
+        // A full queue is refused before anything is written: nothing to undo.
+        let wrote = !matches!(result, Ok(_) | Err(faas_runtime::Error::Overloaded(_)));
+        if wrote && let Err(e) = store.discard_execution(&exec).await {
+            tracing::warn!(execution.id = %exec.id, error = %e, "rollback of a failed submit failed; the reconciler finishes it");
+        }
+        result
+    });
+    match task.await {
+        Ok(result) => result.map(|_| ()).map_err(ApiError::from),
+        Err(e) => Err(faas_runtime::Error::Internal(format!("submit task failed: {e}")).into()),
+    }
+}
+
+fn strip(e: faas_runtime::Error) -> String {
+    match e {
+        faas_runtime::Error::Invalid(m) => m,
+        other => other.to_string(),
+    }
+}
