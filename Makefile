@@ -78,8 +78,12 @@ ifneq ($(COMPOSE),)
 	-docker ps -aq --filter label=faas.pool=$(PROJECT) --filter label=faas.scaled-by=autoscaler | xargs -r docker rm -f
 	-$(NO_SECRETS) $(COMPOSE) --env-file $(ENV_FILE) down --remove-orphans
 endif
-	-pkill -INT -f 'faas serve' || true
-	-docker ps -aq --filter label=faas.managed-by=faas 2>/dev/null | xargs -r docker rm -f
+	@# Only the `faas serve` started from this checkout (another installation's server and
+	@# its function containers on this host are not ours to stop); it removes its own
+	@# containers as it shuts down, and its reaper removes any left at the next start.
+	-@for p in $$(pgrep -f '[f]aas serve' 2>/dev/null); do \
+		[ "$$(readlink /proc/$$p/cwd 2>/dev/null)" = "$(CURDIR)" ] && kill -INT $$p && echo "stopped the server (pid $$p)"; \
+	done; true
 
 clean: down ## Remove build outputs, local data, compose volumes and the local images
 ifneq ($(COMPOSE),)

@@ -240,6 +240,7 @@ fn spawn_serve() -> (Serve, String) {
         // Load tests measure the platform, not the per-user quotas.
         .env("FAAS_QUOTA_SUBMISSIONS_PER_MINUTE", "0")
         .env("FAAS_QUOTA_ACTIVE_EXECUTIONS", "0")
+        .env("FAAS_REGISTER_MAX_PER_ADDRESS", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -127,6 +127,17 @@ pub struct ServeConfig {
     /// the client for the login throttle; from any other peer the header is ignored.
     #[arg(long, env = "FAAS_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<faas_api::auth::Cidr>,
+    /// Who may create accounts: `open` (anyone, through POST /auth/register) or
+    /// `closed` (only admins, through POST /api/users).
+    #[arg(long, env = "FAAS_REGISTRATION", default_value = "open")]
+    pub registration: faas_api::auth::Registration,
+    /// Accounts one client address may register per FAAS_REGISTER_WINDOW_SECS (then
+    /// 429); 0 = no limit.
+    #[arg(long, env = "FAAS_REGISTER_MAX_PER_ADDRESS", default_value_t = 10)]
+    pub register_max_per_address: u32,
+    /// The window of FAAS_REGISTER_MAX_PER_ADDRESS, in seconds.
+    #[arg(long, env = "FAAS_REGISTER_WINDOW_SECS", default_value_t = 3600)]
+    pub register_window_secs: u64,
     /// Password hashes (argon2id, 19 MiB each) computed at once; 0 = one per core.
     #[arg(long, env = "FAAS_MAX_CONCURRENT_HASHES", default_value_t = 0)]
     pub max_concurrent_hashes: usize,
@@ -333,6 +344,9 @@ impl ServeConfig {
             window: std::time::Duration::from_secs(self.login_window_secs),
             max_keys: self.login_tracked_keys,
             trusted_proxies: self.trusted_proxies.clone(),
+            register_max: self.register_max_per_address,
+            register_window: std::time::Duration::from_secs(self.register_window_secs),
+            registration: self.registration,
         }
     }
 

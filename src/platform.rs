@@ -168,7 +168,7 @@ impl Platform {
             address_max: 1,
             window: Duration::from_secs(1),
             max_keys: 1,
-            trusted_proxies: Vec::new(),
+            ..Default::default()
         });
         let hashing = faas_api::auth::HashLimits {
             max_concurrent: 1,

@@ -73,7 +73,7 @@ fn probe_image(dir: &Path) {
 
 /// This run's own functions' network: `(subnet, gateway)` on a /24 of 10.213.0.0/16
 /// (outside Docker's default pools) that no network of the engine uses.
-fn free_subnet(seed: u32) -> (String, String) {
+fn free_subnet(seed: u32, except: &[&str]) -> (String, String) {
     let ids = docker(&["network", "ls", "-q"]);
     let mut args = vec![
         "network",
@@ -86,8 +86,77 @@ fn free_subnet(seed: u32) -> (String, String) {
     (0..200)
         .map(|i| 20 + (seed + i) % 200)
         .map(|n| (format!("10.213.{n}.0/24"), format!("10.213.{n}.1")))
-        .find(|(subnet, _)| !used.contains(subnet.as_str()))
+        .find(|(subnet, _)| !used.contains(subnet.as_str()) && !except.contains(&subnet.as_str()))
         .expect("a free /24 in 10.213.0.0/16")
+}
+
+/// This run's services' network: its subnet, the range compose draws from, and the
+/// gateway's fixed address outside that range.
+struct Services {
+    subnet: String,
+    dynamic: String,
+    gateway: String,
+}
+
+fn services_network(seed: u32, functions: &str) -> Services {
+    let (subnet, _) = free_subnet(seed.wrapping_add(101), &[functions]);
+    let base = subnet.trim_end_matches(".0/24");
+    Services {
+        dynamic: format!("{base}.128/25"),
+        gateway: format!("{base}.2"),
+        subnet,
+    }
+}
+
+/// Sends `n` failed logins to the API from a container holding `from` on the services'
+/// network, each with `X-Forwarded-For: forwarded`; the status of each.
+fn logins_from(network: &str, from: Option<&str>, forwarded: &str, n: usize) -> Vec<u16> {
+    let script = format!(
+        "for i in $(/bin/busybox seq 1 {n}); do /bin/busybox wget -q -O /dev/null -T 10 \
+         --header 'X-Forwarded-For: {forwarded}' --header 'Content-Type: application/json' \
+         --post-data \"{{\\\"username\\\":\\\"nobody$i\\\",\\\"password\\\":\\\"wrong-password\\\"}}\" \
+         http://api:8080/auth/login 2>&1 | /bin/busybox head -n1; done"
+    );
+    let mut args = vec!["run", "--rm", "--network", network];
+    if let Some(ip) = from {
+        args.extend(["--ip", ip]);
+    }
+    args.extend([
+        "--entrypoint",
+        "/bin/busybox",
+        PROBE_IMAGE,
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let out = docker(&args);
+    out.lines()
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.parse::<u16>().ok()))
+        .filter(|c| (100..600).contains(c))
+        .collect()
+}
+
+/// The API believes X-Forwarded-For from the gateway's fixed address only: 20 failed
+/// logins "from" one client use that client's attempts (the 21st is 429) while another
+/// client behind the same gateway is still served, and the same header from any other
+/// container is ignored (its attempts count on its own address).
+fn assert_gateway_is_the_trusted_proxy(project: &str, services: &Services) {
+    let network = format!("{project}_faas");
+    let first = logins_from(&network, Some(&services.gateway), "198.51.100.7", 21);
+    assert_eq!(first.len(), 21, "{first:?}");
+    assert!(first[..20].iter().all(|c| *c == 401), "{first:?}");
+    assert_eq!(
+        first[20], 429,
+        "the forwarded client's attempts are used up"
+    );
+    let other = logins_from(&network, Some(&services.gateway), "198.51.100.8", 1);
+    assert_eq!(other, vec![401], "another forwarded client is still served");
+    let forged = logins_from(&network, None, "198.51.100.7", 1);
+    assert_eq!(
+        forged,
+        vec![401],
+        "a non-gateway peer cannot borrow a client"
+    );
 }
 
 /// NATS announces that it requires credentials (every faas service presents them).
@@ -111,6 +180,7 @@ fn env_file(
     dir: &Path,
     names: (&str, &str),
     net: &(String, String),
+    services: &Services,
     nats_port: u16,
     images: &(String, String),
 ) -> PathBuf {
@@ -124,8 +194,18 @@ fn env_file(
         "COMPOSE_PROJECT_NAME={}\nNETWORK_NAME={}\nAPI_PUBLISH=127.0.0.1:\n\
          FAAS_FUNCTIONS_SUBNET={}\nFAAS_FUNCTIONS_GATEWAY={}\nFAAS_NATS_HOST_PORT={}\n\
          FAAS_LOCAL_IMAGE={}\nNATS_LOCAL_IMAGE={}\nCHECK_INTERVAL=2s\nCOOLDOWN_PERIOD=3s\n\
-         FAAS_SHUTDOWN_GRACE_SECS=5\nWORKER_STOP_GRACE=30s\n",
-        names.0, names.1, net.0, net.1, nats_port, images.0, images.1
+         FAAS_SHUTDOWN_GRACE_SECS=5\nWORKER_STOP_GRACE=30s\n\
+         FAAS_SERVICES_SUBNET={}\nFAAS_SERVICES_DYNAMIC={}\nFAAS_GATEWAY_ADDRESS={}\n",
+        names.0,
+        names.1,
+        net.0,
+        net.1,
+        nats_port,
+        images.0,
+        images.1,
+        services.subnet,
+        services.dynamic,
+        services.gateway
     );
     let path = dir.join(".env");
     std::fs::write(&path, format!("{generated}\n{extra}")).unwrap();
@@ -245,12 +325,13 @@ async fn make_run_local_comes_up_runs_functions_scales_and_leaves_nothing() {
         .subsec_nanos();
     let project = format!("faaslocal{}x{nanos:x}", std::process::id());
     let network = format!("{project}-functions");
-    let net = free_subnet(nanos);
+    let net = free_subnet(nanos, &[]);
+    let services = services_network(nanos, &net.0);
     let nats_port = free_port();
     let names = (project.as_str(), network.as_str());
     let mut stack = Stack {
         cli: compose_cli(),
-        env_file: env_file(dir.path(), names, &net, nats_port, &images),
+        env_file: env_file(dir.path(), names, &net, &services, nats_port, &images),
         project: project.clone(),
         network: network.clone(),
         neighbour: format!("{project}-neighbour"),
@@ -277,6 +358,7 @@ async fn make_run_local_comes_up_runs_functions_scales_and_leaves_nothing() {
     stack.assert_hardened();
     assert_functions_network(&network, &net.0);
     assert_nats_requires_credentials(nats_port);
+    assert_gateway_is_the_trusted_proxy(&project, &services);
 
     let api = stack.api(1);
     let (token, _) = api.user("ada").await;

@@ -23,7 +23,7 @@ use axum::response::Response;
 use faas_runtime::model::{Role, User, canonical_username};
 
 pub use client::{Cidr, ClientAddr};
-pub use limiter::{Attempt, LimiterConfig, LoginLimiter};
+pub use limiter::{Attempt, LimiterConfig, LoginLimiter, Registration};
 pub use password::HashLimits;
 pub use token::Claims;
 

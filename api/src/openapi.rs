@@ -51,7 +51,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "FaaS platform API", description = "Functions (wasm and OCI images), executions, objects and secrets. Every error is `{\"error\": code, \"message\": text}`."),
     paths(
-        auth::register, auth::login, auth::logout_all, users::list, users::get,
+        auth::register, auth::login, auth::logout_all, users::list, users::create, users::get,
         users::logout_all, quotas::get, quotas::put,
         me::get, me::change_password,
         functions::create, functions::list, functions::get, functions::delete,

@@ -38,12 +38,15 @@ pub(crate) fn page_limit(limit: Option<usize>) -> ApiResult<usize> {
     }
 }
 
+/// Largest body of `/auth/register` and `/auth/login` (bytes).
+pub const AUTH_BODY_MAX: usize = 16 * 1024;
+
 /// All routes with their state.
 pub fn router(state: AppState) -> Router {
     let json_limit = DefaultBodyLimit::max(state.limits.max_json_bytes);
     let upload_limit = DefaultBodyLimit::max(state.limits.max_module_bytes + 1024 * 1024);
     let authed = Router::new()
-        .route("/api/users", get(users::list))
+        .route("/api/users", get(users::list).post(users::create))
         .route("/api/users/{id}", get(users::get))
         .route("/api/users/{id}/quotas", get(quotas::get).put(quotas::put))
         .route("/api/users/{id}/logout-all", post(users::logout_all))
@@ -85,9 +88,14 @@ pub fn router(state: AppState) -> Router {
                 .delete(secrets::delete),
         )
         .route_layer(from_fn_with_state(state.clone(), crate::auth::require_auth));
+    // Credentials are small: 64 + 1024 bytes, even fully \u-escaped well under 16 KiB.
+    let auth_limit = DefaultBodyLimit::max(AUTH_BODY_MAX);
     Router::new()
-        .route("/auth/register", post(auth::register))
-        .route("/auth/login", post(auth::login))
+        .route(
+            "/auth/register",
+            post(auth::register).layer(auth_limit.clone()),
+        )
+        .route("/auth/login", post(auth::login).layer(auth_limit))
         .route(
             "/api/exec-objects/{token}/{function_id}/{name}",
             get(objects::capability),

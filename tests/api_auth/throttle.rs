@@ -230,3 +230,126 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
     login_via(api, "nobody4", "198.51.100.8").await.expect(401);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn registrations_are_counted_per_client_address() {
+    let app = TestApp::start(&["--register-max-per-address=3"]).await;
+    let api = &app.api;
+    for name in ["reg-one", "reg-two"] {
+        register(api, name, "password123").await.expect(201);
+    }
+    // A taken name counts too: probing names costs attempts.
+    register(api, "reg-one", "password123")
+        .await
+        .expect_error(409, "conflict");
+    let refused = api
+        .send(
+            api.http
+                .post(api.url("/auth/register"))
+                .json(&json!({"username": "reg-three", "password": "password123"})),
+        )
+        .await;
+    let body = refused.expect_error(429, "too_many_registrations");
+    assert!(
+        body["message"].as_str().unwrap().contains("retry in"),
+        "{body}"
+    );
+    // Malformed requests are refused before they are counted; logins are apart.
+    register(api, "x", "password123")
+        .await
+        .expect_error(400, "invalid_username");
+    login(api, "reg-one", "password123").await.expect(200);
+    // An admin still creates accounts.
+    let root = api.login("root", "rootpassword").await;
+    api.post(
+        &root,
+        "/api/users",
+        json!({"username": "reg-three", "password": "password123"}),
+    )
+    .await
+    .expect(201);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn closed_registration_leaves_account_creation_to_admins() {
+    let app = TestApp::start(&["--registration=closed"]).await;
+    let api = &app.api;
+    register(api, "outsider", "password123")
+        .await
+        .expect_error(403, "forbidden");
+    let root = api.login("root", "rootpassword").await;
+    let made = api
+        .post(
+            &root,
+            "/api/users",
+            json!({"username": "Staff", "password": "password123", "role": "admin"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(made["role"], "admin", "{made}");
+    api.post(
+        &root,
+        "/api/users",
+        json!({"username": "staff", "password": "password123"}),
+    )
+    .await
+    .expect_error(409, "conflict");
+    api.post(
+        &root,
+        "/api/users",
+        json!({"username": "bad", "password": "password123", "role": "owner"}),
+    )
+    .await
+    .expect_error(400, "malformed_json");
+    let staff = api.login("STAFF", "password123").await;
+    let user = api
+        .post(
+            &staff,
+            "/api/users",
+            json!({"username": "plain", "password": "password123", "role": "user"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(user["role"], "user", "{user}");
+    let plain = api.login("plain", "password123").await;
+    api.post(
+        &plain,
+        "/api/users",
+        json!({"username": "other", "password": "password123"}),
+    )
+    .await
+    .expect_error(403, "forbidden");
+    api.post(
+        "not-a-token",
+        "/api/users",
+        json!({"username": "other", "password": "password123"}),
+    )
+    .await
+    .expect_error(401, "unauthorized");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn auth_bodies_are_capped_at_16_kib() {
+    let app = TestApp::start(&[]).await;
+    let api = &app.api;
+    let big = "a".repeat(20 * 1024);
+    for path in ["/auth/register", "/auth/login"] {
+        let reply = api
+            .send(
+                api.http
+                    .post(api.url(path))
+                    .json(&json!({"username": "ada", "password": big})),
+            )
+            .await;
+        assert_eq!(reply.status, 413, "{path}: {}", reply.body);
+        assert!(reply.body["error"].is_string(), "{path}: {}", reply.body);
+    }
+    // Just under the cap, a long password is refused by its own rule (400).
+    let long = "b".repeat(15 * 1024);
+    register(api, "ada", &long)
+        .await
+        .expect_error(400, "invalid_password");
+    app.stop().await;
+}

@@ -204,6 +204,7 @@ pub fn spawn(nats_url: &str, role: &'static str, log: &Path, env: &[(String, Str
         // Load tests measure the platform, not the per-user quotas.
         .env("FAAS_QUOTA_SUBMISSIONS_PER_MINUTE", "0")
         .env("FAAS_QUOTA_ACTIVE_EXECUTIONS", "0")
+        .env("FAAS_REGISTER_MAX_PER_ADDRESS", "0")
         .env(
             "RUST_LOG",
             "info,tower_http=warn,cranelift=warn,wasmtime=warn",

@@ -38,6 +38,8 @@ pub fn config(data: &Path, extra: &[&str]) -> ServeConfig {
         "--grace-secs=5".into(),
         "--admin-username=root".into(),
         "--admin-password=rootpassword".into(),
+        // Tests register many accounts from 127.0.0.1 (the limit has its own tests).
+        "--register-max-per-address=0".into(),
     ];
     if !extra.iter().any(|a| a.starts_with("--docker")) {
         args.push("--docker=off".into());
@@ -316,6 +318,7 @@ pub fn spawn_serve(
         .env("FAAS_DATA_DIR", data)
         .env("FAAS_DOCKER", "off")
         .env("FAAS_ACK_WAIT_SECS", "2")
+        .env("FAAS_REGISTER_MAX_PER_ADDRESS", "0")
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null());

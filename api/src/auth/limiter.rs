@@ -25,6 +25,34 @@ pub struct LimiterConfig {
     pub max_keys: usize,
     /// Proxies whose `X-Forwarded-For` names the client (see [`super::ClientAddr`]).
     pub trusted_proxies: Vec<super::Cidr>,
+    /// Accounts one client address may register per `register_window` (0: no limit).
+    pub register_max: u32,
+    /// The window of `register_max`.
+    pub register_window: Duration,
+    /// Who may create accounts.
+    pub registration: Registration,
+}
+
+/// Who may create accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Registration {
+    /// Anyone, through `POST /auth/register` (counted per client address).
+    #[default]
+    Open,
+    /// Only admins, through `POST /api/users`.
+    Closed,
+}
+
+impl std::str::FromStr for Registration {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "open" => Ok(Registration::Open),
+            "closed" => Ok(Registration::Closed),
+            _ => Err(format!("{s:?}: use open or closed")),
+        }
+    }
 }
 
 impl Default for LimiterConfig {
@@ -35,6 +63,9 @@ impl Default for LimiterConfig {
             window: Duration::from_secs(300),
             max_keys: 20_000,
             trusted_proxies: Vec::new(),
+            register_max: 10,
+            register_window: Duration::from_secs(3600),
+            registration: Registration::Open,
         }
     }
 }
@@ -76,9 +107,10 @@ impl LoginLimiter {
         let account = format!("a:{canonical_username}");
         let address = format!("ip:{}", address_key(client));
         let mut slots = self.lock();
+        let window = self.config.window;
         let wait = [
-            self.wait(&slots, &account, self.config.account_max),
-            self.wait(&slots, &address, self.config.address_max),
+            self.wait(&slots, &account, self.config.account_max, window),
+            self.wait(&slots, &address, self.config.address_max, window),
         ]
         .into_iter()
         .flatten()
@@ -86,13 +118,35 @@ impl LoginLimiter {
         if let Some(wait) = wait {
             return Err(wait);
         }
-        let account_since = self.count(&mut slots, &account);
-        let address_since = self.count(&mut slots, &address);
+        let account_since = self.count(&mut slots, &account, window);
+        let address_since = self.count(&mut slots, &address, window);
         Ok(Attempt {
             limiter: self,
             account: (account, account_since),
             address: (address, address_since),
         })
+    }
+
+    /// Counts a registration from `client`, or the seconds to wait when the address
+    /// has registered `register_max` accounts within `register_window`. Every
+    /// attempt that reaches this point counts, taken names included.
+    pub fn reserve_registration(&self, client: IpAddr) -> Result<(), u64> {
+        if self.config.register_max == 0 {
+            return Ok(());
+        }
+        let key = format!("reg:{}", address_key(client));
+        let window = self.config.register_window;
+        let mut slots = self.lock();
+        if let Some(wait) = self.wait(&slots, &key, self.config.register_max, window) {
+            return Err(wait);
+        }
+        self.count(&mut slots, &key, window);
+        Ok(())
+    }
+
+    /// Who may create accounts.
+    pub fn registration(&self) -> Registration {
+        self.config.registration
     }
 
     /// The proxies trusted to name the client.
@@ -110,16 +164,22 @@ impl LoginLimiter {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Seconds left when `key` is at `max` within its window.
-    fn wait(&self, slots: &HashMap<String, Slot>, key: &str, max: u32) -> Option<u64> {
+    /// Seconds left when `key` is at `max` within its `window`.
+    fn wait(
+        &self,
+        slots: &HashMap<String, Slot>,
+        key: &str,
+        max: u32,
+        window: Duration,
+    ) -> Option<u64> {
         let slot = slots.get(key)?;
-        let left = self.config.window.checked_sub(slot.since.elapsed())?;
+        let left = window.checked_sub(slot.since.elapsed())?;
         (slot.count >= max).then(|| left.as_secs().max(1))
     }
 
     /// Adds one to `key` (a new window when the last one has passed); returns the
     /// start of the window counted in.
-    fn count(&self, slots: &mut HashMap<String, Slot>, key: &str) -> Instant {
+    fn count(&self, slots: &mut HashMap<String, Slot>, key: &str, window: Duration) -> Instant {
         if !slots.contains_key(key) {
             self.make_room(slots);
         }
@@ -128,7 +188,7 @@ impl LoginLimiter {
             count: 0,
             since: now,
         });
-        if slot.since.elapsed() >= self.config.window {
+        if slot.since.elapsed() >= window {
             *slot = Slot {
                 count: 0,
                 since: now,
@@ -145,7 +205,7 @@ impl LoginLimiter {
         if slots.len() < max {
             return;
         }
-        let window = self.config.window;
+        let window = self.config.window.max(self.config.register_window);
         slots.retain(|_, s| s.since.elapsed() < window);
         if slots.len() < max {
             return;
@@ -213,7 +273,20 @@ mod tests {
             window: Duration::from_secs(60),
             max_keys,
             trusted_proxies: Vec::new(),
+            register_max: 2,
+            register_window: Duration::from_secs(60),
+            registration: Registration::Open,
         })
+    }
+
+    #[test]
+    fn registrations_are_counted_per_address() {
+        let l = limiter(3, 100, 100);
+        assert!(l.reserve_registration(ip(1)).is_ok());
+        assert!(l.reserve_registration(ip(1)).is_ok());
+        assert!(l.reserve_registration(ip(1)).is_err(), "a third waits");
+        assert!(l.reserve_registration(ip(2)).is_ok(), "another address");
+        assert!(l.reserve("ada", ip(1)).is_ok(), "logins are counted apart");
     }
 
     fn ip(n: u32) -> IpAddr {

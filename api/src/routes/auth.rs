@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use faas_runtime::store::Store;
 
 use super::users::UserView;
-use crate::auth::{Auth, Caller, ClientAddr};
+use crate::auth::{Auth, Caller, ClientAddr, Registration};
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::state::AppState;
 
@@ -82,17 +82,47 @@ fn invalid_password() -> ApiError {
     )
 }
 
-/// Creates a user with role `user` (a `role` field in the body is ignored).
+/// Creates a user with role `user` (a `role` field in the body is ignored). Open
+/// unless the operator closed registration (`FAAS_REGISTRATION=closed`); counted per
+/// client address (`FAAS_REGISTER_MAX_PER_ADDRESS` per `FAAS_REGISTER_WINDOW_SECS`).
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = Credentials,
     responses((status = 201, body = UserView),
         (status = 400, description = "invalid username, password or JSON", body = crate::error::ErrorBody),
+        (status = 403, description = "registration is closed: an admin creates accounts (POST /api/users)", body = crate::error::ErrorBody),
         (status = 409, description = "the username is taken (in any letter case)", body = crate::error::ErrorBody),
         (status = 413, body = crate::error::ErrorBody), (status = 415, body = crate::error::ErrorBody),
+        (status = 429, description = "this client address registered too many accounts (Retry-After)", body = crate::error::ErrorBody),
         (status = 503, description = "password hashing is saturated (Retry-After)", body = crate::error::ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
+    client: ClientAddr,
     ApiJson(c): ApiJson<Credentials>,
 ) -> ApiResult<impl IntoResponse> {
+    if state.auth.limiter.registration() == Registration::Closed {
+        return Err(ApiError::forbidden(
+            "registration is closed; an admin creates accounts",
+        ));
+    }
+    validate_username(&c.username)?;
+    validate_password(&c.password)?;
+    state
+        .auth
+        .limiter
+        .reserve_registration(client.0)
+        .map_err(|wait| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_registrations",
+                format!("too many accounts registered from this address; retry in {wait} s"),
+            )
+            .with_retry_after(wait)
+        })?;
+    let user = new_account(&state, c, Role::User).await?;
+    Ok((StatusCode::CREATED, ApiJson(UserView::from(&user))))
+}
+
+/// Creates an account after the checks of its route: 409 when the name is taken.
+pub(crate) async fn new_account(state: &AppState, c: Credentials, role: Role) -> ApiResult<User> {
     validate_username(&c.username)?;
     validate_password(&c.password)?;
     if state.store.find_user(&c.username).await?.is_some() {
@@ -100,15 +130,7 @@ pub async fn register(
             faas_runtime::Error::Conflict(format!("username {} is taken", c.username)).into(),
         );
     }
-    let user = create_user(
-        &state.store,
-        &state.auth,
-        c.username,
-        c.password,
-        Role::User,
-    )
-    .await?;
-    Ok((StatusCode::CREATED, ApiJson(UserView::from(&user))))
+    create_user(&state.store, &state.auth, c.username, c.password, role).await
 }
 
 /// Creates a user with the given role (registration, start-up admin, `faas admin`).

@@ -1,4 +1,4 @@
-//! `GET /api/users` (admin), `GET /api/users/{id}` and
+//! `GET /api/users` and `POST /api/users` (admin), `GET /api/users/{id}` and
 //! `POST /api/users/{id}/logout-all` (self or admin).
 
 use axum::Extension;
@@ -76,6 +76,47 @@ pub async fn list(
         users: page.items.iter().map(UserView::from).collect(),
         next_cursor: page.next_cursor,
     }))
+}
+
+/// An account an admin creates.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct NewUser {
+    /// 3-64 characters of `A-Z a-z 0-9 . _ -`, unique regardless of letter case.
+    #[schema(min_length = 3, max_length = 64, pattern = "^[A-Za-z0-9._-]{3,64}$")]
+    pub username: String,
+    /// 8 characters to 1024 bytes.
+    #[schema(min_length = 8, max_length = 1024)]
+    pub password: String,
+    /// `user` (default) or `admin`.
+    #[serde(default)]
+    pub role: Option<Role>,
+}
+
+/// Creates an account (admin only; works whether registration is open or closed).
+#[utoipa::path(post, path = "/api/users", tag = "users", request_body = NewUser, security(("bearer" = [])),
+    responses((status = 201, description = "The new user", body = UserView),
+        (status = 400, description = "invalid username, password, role or JSON", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "The caller is not an admin", body = ErrorBody),
+        (status = 409, description = "the username is taken (in any letter case)", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 503, description = "password hashing is saturated (Retry-After)", body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(n): ApiJson<NewUser>,
+) -> ApiResult<(StatusCode, ApiJson<UserView>)> {
+    if !caller.is_admin() {
+        return Err(ApiError::forbidden("creating users needs the admin role"));
+    }
+    let role = n.role.unwrap_or(Role::User);
+    let c = super::auth::Credentials {
+        username: n.username,
+        password: n.password,
+    };
+    let user = super::auth::new_account(&state, c, role).await?;
+    tracing::info!(user.id = %user.id, by = %caller.id, ?role, "user created by an admin");
+    Ok((StatusCode::CREATED, ApiJson(UserView::from(&user))))
 }
 
 /// One user: yourself, or anyone for an admin.
