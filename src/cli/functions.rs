@@ -109,47 +109,8 @@ pub async fn run(command: FnCommand) -> CliResult<()> {
 async fn deploy(client: &Client, args: DeployArgs) -> CliResult<()> {
     let req = client.request(Method::POST, "/api/functions");
     let req = match (&args.wasm, &args.image) {
-        (Some(path), _) => {
-            let bytes = tokio::fs::read(path)
-                .await
-                .map_err(CliError::io(format!("read {}", path.display())))?;
-            let file_name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "module.wasm".into());
-            let mut form = Form::new().text("name", args.name.clone()).part(
-                "module",
-                Part::bytes(bytes)
-                    .file_name(file_name)
-                    .mime_str("application/wasm")
-                    .map_err(|e| CliError::Usage(e.to_string()))?,
-            );
-            if let Some(d) = &args.description {
-                form = form.text("description", d.clone());
-            }
-            if let Some(t) = args.timeout {
-                form = form.text("timeout_secs", t.to_string());
-            }
-            if let Some(m) = args.memory {
-                form = form.text("memory_mb", m.to_string());
-            }
-            req.multipart(form)
-        }
-        (None, Some(image)) => {
-            let mut body = json!({"name": args.name, "image_url": image});
-            let fields = [
-                ("description", args.description.clone().map(Value::from)),
-                ("timeout_secs", args.timeout.map(Value::from)),
-                ("memory_mb", args.memory.map(Value::from)),
-                ("pull_policy", args.pull_policy.clone().map(Value::from)),
-            ];
-            for (k, v) in fields {
-                if let Some(v) = v {
-                    body[k] = v;
-                }
-            }
-            req.json(&body)
-        }
+        (Some(path), _) => req.multipart(wasm_form(&args, path).await?),
+        (None, Some(image)) => req.json(&image_body(&args, image)),
         (None, None) => return Err(CliError::Usage("give --wasm FILE or --image REF".into())),
     };
     let spinner = output::spinner("deploying (a wasm module is validated and compiled now)");
@@ -167,6 +128,51 @@ async fn deploy(client: &Client, args: DeployArgs) -> CliResult<()> {
         f.id,
         invoke_hint(&f)
     ))
+}
+
+/// The multipart form of a wasm deploy.
+async fn wasm_form(args: &DeployArgs, path: &std::path::Path) -> CliResult<Form> {
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(CliError::io(format!("read {}", path.display())))?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "module.wasm".into());
+    let module = Part::bytes(bytes)
+        .file_name(file_name)
+        .mime_str("application/wasm")
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut form = Form::new()
+        .text("name", args.name.clone())
+        .part("module", module);
+    if let Some(d) = &args.description {
+        form = form.text("description", d.clone());
+    }
+    if let Some(t) = args.timeout {
+        form = form.text("timeout_secs", t.to_string());
+    }
+    if let Some(m) = args.memory {
+        form = form.text("memory_mb", m.to_string());
+    }
+    Ok(form)
+}
+
+/// The JSON body of an image deploy.
+fn image_body(args: &DeployArgs, image: &str) -> Value {
+    let mut body = json!({"name": args.name, "image_url": image});
+    let fields = [
+        ("description", args.description.clone().map(Value::from)),
+        ("timeout_secs", args.timeout.map(Value::from)),
+        ("memory_mb", args.memory.map(Value::from)),
+        ("pull_policy", args.pull_policy.clone().map(Value::from)),
+    ];
+    for (k, v) in fields {
+        if let Some(v) = v {
+            body[k] = v;
+        }
+    }
+    body
 }
 
 fn invoke_hint(f: &Function) -> String {

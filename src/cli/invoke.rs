@@ -48,13 +48,7 @@ pub struct InvokeArgs {
 pub async fn run(args: InvokeArgs) -> CliResult<()> {
     let client = Client::logged_in()?;
     let (function, _) = functions::resolve(&client, &args.function).await?;
-    let mut input = read_input(args.input.as_deref())?;
-    add_secrets(&mut input, &args.secrets)?;
-    for spec in &args.objects {
-        let (key, function, object) = parse_object(spec)?;
-        let (owner, _) = functions::resolve(&client, function).await?;
-        object_inputs(&mut input)?.insert(key.into(), json!(format!("{}/{object}", owner.id)));
-    }
+    let input = build_input(&client, &args).await?;
     let first_wait = if args.no_wait {
         0
     } else {
@@ -67,13 +61,10 @@ pub async fn run(args: InvokeArgs) -> CliResult<()> {
     let spinner = output::spinner(&format!("running {}", function.name));
     let deadline = args.wait.map(|s| Instant::now() + Duration::from_secs(s));
     let answer = async {
-        let raw = client
-            .json(
-                client
-                    .request(Method::POST, &path)
-                    .json(&json!({ "input": input })),
-            )
-            .await?;
+        let req = client
+            .request(Method::POST, &path)
+            .json(&json!({ "input": input }));
+        let raw = client.json(req).await?;
         if args.no_wait {
             return Ok(raw);
         }
@@ -82,18 +73,30 @@ pub async fn run(args: InvokeArgs) -> CliResult<()> {
     .await;
     spinner.finish_and_clear();
     let raw = answer?;
-    if args.no_wait {
-        let exec: Execution = decode(raw.clone())?;
-        if args.json {
-            return output::json(&raw);
-        }
-        output::note(&format!(
-            "Queued; see `faas exec show {0}` or `faas exec logs {0} --follow`",
-            exec.id
-        ));
-        return output::line(&exec.id);
+    if !args.no_wait {
+        return report(raw, args.json);
     }
-    report(raw, args.json)
+    if args.json {
+        return output::json(&raw);
+    }
+    let exec: Execution = decode(raw)?;
+    output::note(&format!(
+        "Queued; see `faas exec show {0}` or `faas exec logs {0} --follow`",
+        exec.id
+    ));
+    output::line(&exec.id)
+}
+
+/// The input of `--input`, with the `--secret` and `--object` flags added.
+async fn build_input(client: &Client, args: &InvokeArgs) -> CliResult<Value> {
+    let mut input = read_input(args.input.as_deref())?;
+    add_secrets(&mut input, &args.secrets)?;
+    for spec in &args.objects {
+        let (key, function, object) = parse_object(spec)?;
+        let (owner, _) = functions::resolve(client, function).await?;
+        object_inputs(&mut input)?.insert(key.into(), json!(format!("{}/{object}", owner.id)));
+    }
+    Ok(input)
 }
 
 /// Long-polls the record `raw` until it is final or `deadline` passes.
