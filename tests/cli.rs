@@ -701,3 +701,56 @@ fn the_readme_tour_runs_command_by_command() {
     assert!(stdout.contains("\"functions\""), "fn ls --json: {stdout}");
     assert!(!stderr.contains("error"), "{stderr}");
 }
+
+/// `faas ...` command lines of the shell blocks of README.md and docs/.
+fn documented_commands() -> Vec<(String, Vec<String>)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec![root.join("README.md")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        pages.push(e.unwrap().path());
+    }
+    let mut out = Vec::new();
+    for page in pages {
+        let text = std::fs::read_to_string(&page).unwrap();
+        for block in text.split("```sh\n").skip(1) {
+            let block = block.split("```").next().unwrap();
+            for line in block.lines() {
+                let Some(at) = line.find("faas ") else {
+                    continue;
+                };
+                let before = &line[..at];
+                if !(before.trim().is_empty() || before.trim_end().ends_with('|')) {
+                    continue;
+                }
+                let words: Vec<String> = line[at + 5..]
+                    .split_whitespace()
+                    .take_while(|w| {
+                        w.chars().all(|c| c.is_ascii_lowercase() || c == '-') && !w.starts_with('-')
+                    })
+                    .map(str::to_string)
+                    .collect();
+                out.push((format!("{}: {line}", page.display()), words));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_faas_command_the_docs_show_exists() {
+    let commands = documented_commands();
+    assert!(commands.len() > 20, "{} commands found", commands.len());
+    for (line, words) in commands {
+        let out = Command::new(faas_bin())
+            .args(&words)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{line}\n`faas {} --help`: {}",
+            words.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -22,9 +22,9 @@ pub enum CliError {
         /// The `message` of the body (with a hint for some statuses).
         message: String,
     },
-    /// No token: neither saved by `faas login` nor in FAAS_TOKEN.
-    #[error("not logged in: run `faas login --username NAME` (or set FAAS_TOKEN)")]
-    NotLoggedIn,
+    /// No token for this URL: neither saved by `faas login` nor in FAAS_TOKEN.
+    #[error("not logged in to {0}: run `faas login --username NAME` (or set FAAS_TOKEN)")]
+    NotLoggedIn(String),
     /// A wrong argument (exit status 2, as clap's own usage errors).
     #[error("{0}")]
     Usage(String),
@@ -133,7 +133,7 @@ impl Client {
     pub fn logged_in() -> CliResult<Client> {
         let target = super::session::target(None)?;
         if target.token.is_none() {
-            return Err(CliError::NotLoggedIn);
+            return Err(CliError::NotLoggedIn(target.url));
         }
         Client::new(&target)
     }

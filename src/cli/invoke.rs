@@ -166,13 +166,14 @@ pub fn read_input(arg: Option<&str>) -> CliResult<Value> {
     let (text, from) = match arg {
         None => return Ok(json!({})),
         Some("-") => (output::read_stdin_all()?, "stdin".to_string()),
-        Some(a) if a.starts_with('@') => {
-            let path = &a[1..];
-            let text =
-                std::fs::read_to_string(path).map_err(CliError::io(format!("read {path}")))?;
-            (text, path.to_string())
-        }
-        Some(a) => (a.to_string(), "--input".to_string()),
+        Some(a) => match a.strip_prefix('@') {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(CliError::io(format!("read {path}")))?;
+                (text, path.to_string())
+            }
+            None => (a.to_string(), "--input".to_string()),
+        },
     };
     let value: Value = if text.trim().is_empty() {
         json!({})
