@@ -580,13 +580,17 @@ fn faas_token_overrides_the_session_and_a_bad_token_is_a_clear_error() {
     user.login_admin();
     let bob = server.user_token("bob");
     let me = user
-        .run_with(&["whoami", "--json"], b"", &[("FAAS_TOKEN", &bob)])
+        .run_with(&["whoami", "--json"], b"", &[("FAAS_TOKEN", bob.as_str())])
         .json();
     assert_eq!(me["username"], "bob");
     // Bob sees none of the admin's functions.
     user.deploy("hello", "rust-hello.wasm", &[]);
     let bobs = user
-        .run_with(&["fn", "ls", "--json"], b"", &[("FAAS_TOKEN", &bob)])
+        .run_with(
+            &["fn", "ls", "--json"],
+            b"",
+            &[("FAAS_TOKEN", bob.as_str())],
+        )
         .json();
     assert_eq!(bobs["functions"], json!([]));
 
@@ -597,12 +601,12 @@ fn faas_token_overrides_the_session_and_a_bad_token_is_a_clear_error() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    user.run_with(&["fn", "ls"], b"", &[("FAAS_URL", &closed)])
+    user.run_with(&["fn", "ls"], b"", &[("FAAS_URL", closed.as_str())])
         .fails(1, "not logged in");
     user.run_with(
         &["fn", "ls"],
         b"",
-        &[("FAAS_URL", &closed), ("FAAS_TOKEN", &bob)],
+        &[("FAAS_URL", closed.as_str()), ("FAAS_TOKEN", bob.as_str())],
     )
     .fails(1, "cannot reach");
 }
