@@ -2,6 +2,8 @@
 //! backends and executors and wires them into the API and the workers.
 //!
 //! - [`autoscale`]: `faas autoscaler` (NATS backlog -> worker containers);
+//! - [`cli`]: the client commands (`faas login`, `fn`, `invoke`, `exec`, `obj`,
+//!   `secret`, `completions`) over the public REST API;
 //! - [`backend`]: the storage ports on the embedded backend or NATS;
 //! - [`config`]: every setting, as a CLI flag and an environment variable;
 //! - [`docker`]: the Docker executor's wiring (gateway listener, reaper);
@@ -13,6 +15,7 @@
 
 pub mod autoscale;
 pub mod backend;
+pub mod cli;
 pub mod config;
 pub mod docker;
 pub mod health;

@@ -1,5 +1,6 @@
-//! The `faas` command: `serve` (API + workers), `api`, `worker`, `capabilities`,
-//! `autoscaler`, `admin`, `healthcheck`.
+//! The `faas` command: the platform's processes (`serve` (API + workers), `api`,
+//! `worker`, `capabilities`, `autoscaler`, `admin`, `healthcheck`) and the client
+//! commands of [`faas::cli`] (`login`, `fn`, `invoke`, `exec`, `obj`, `secret`, ...).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ enum Command {
     Admin(AdminArgs),
     /// GET an http:// URL; exit 0 on a 2xx answer, else 1 (container health checks).
     Healthcheck(HealthcheckArgs),
+    #[command(flatten)]
+    Client(faas::cli::Command),
 }
 
 #[derive(clap::Args)]
@@ -107,6 +110,9 @@ async fn run_cli() -> anyhow::Result<()> {
         Command::Healthcheck(args) => {
             faas::health::probe(&args.url, args.timeout).await?;
             Ok(())
+        }
+        Command::Client(command) => {
+            std::process::exit(faas::cli::run(command, Cli::command()).await)
         }
     }
 }

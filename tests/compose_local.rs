@@ -1,6 +1,6 @@
 //! End to end: the compose stack of `make run-local`, started with the compose CLI of
-//! this machine (`docker compose` v2, else `docker-compose`), exactly as the README's
-//! compose section says:
+//! this machine (`docker compose` v2, else `docker-compose`), exactly as the compose
+//! section of docs/operations.md says:
 //!
 //! 1. `deployments/local-images.sh` (what `make images` runs) builds `faas-local` from
 //!    this test's binary and `nats-local`, FROM scratch;
