@@ -41,7 +41,7 @@ impl EmbeddedObjects {
     async fn meta(&self, bucket: &str, name: &str) -> Result<ObjectMeta> {
         let (b, n) = (bucket.to_string(), name.to_string());
         self.db
-            .call(move |c| {
+            .read(move |c| {
                 c.query_row(
                     "SELECT name, size, content_type, sha256, created_at FROM objects WHERE bucket = ?1 AND name = ?2",
                     params![b, n],
@@ -193,7 +193,7 @@ impl ObjectStore for EmbeddedObjects {
     async fn list(&self, bucket: &str) -> Result<Vec<ObjectMeta>> {
         let b = bucket.to_string();
         self.db
-            .call(move |c| {
+            .read(move |c| {
                 let mut stmt = c
                     .prepare_cached(
                         "SELECT name, size, content_type, sha256, created_at FROM objects WHERE bucket = ?1 ORDER BY name",
