@@ -46,6 +46,11 @@ fn write_if(
 ) -> Result<u64> {
     let current = read(tx, bucket, key)?;
     check(current.as_ref())?;
+    put(tx, bucket, key, value)
+}
+
+/// Writes `key` unconditionally (inside a write of [`Db::call`]).
+fn put(tx: &rusqlite::Connection, bucket: &str, key: &str, value: &[u8]) -> Result<u64> {
     let rev = next_revision(tx)?;
     tx.prepare_cached(
         "INSERT INTO kv (bucket, key, value, revision) VALUES (?1, ?2, ?3, ?4)
@@ -74,7 +79,7 @@ pub(crate) fn apply_in(tx: &rusqlite::Connection, writes: &[KvWrite]) -> Result<
                     None => Ok(()),
                 })
             }
-            KvWrite::Put { bucket, key, value } => write_if(tx, bucket, key, value, |_| Ok(())),
+            KvWrite::Put { bucket, key, value } => put(tx, bucket, key, value),
             KvWrite::Delete { bucket, key } => remove(tx, bucket, key).map(|_| 0),
         })
         .collect()
@@ -83,8 +88,7 @@ pub(crate) fn apply_in(tx: &rusqlite::Connection, writes: &[KvWrite]) -> Result<
 #[async_trait]
 impl KvStore for EmbeddedKv {
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Entry>> {
-        let (b, k) = (bucket.to_string(), key.to_string());
-        self.db.read(move |c| read(c, &b, &k)).await
+        self.db.lookup(|c| read(c, bucket, key))
     }
 
     async fn create(&self, bucket: &str, key: &str, value: Bytes) -> Result<u64> {
@@ -117,9 +121,7 @@ impl KvStore for EmbeddedKv {
 
     async fn put(&self, bucket: &str, key: &str, value: Bytes) -> Result<u64> {
         let (b, k) = (bucket.to_string(), key.to_string());
-        self.db
-            .call(move |c| write_if(c, &b, &k, &value, |_| Ok(())))
-            .await
+        self.db.call(move |c| put(c, &b, &k, &value)).await
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<()> {

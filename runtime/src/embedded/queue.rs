@@ -274,3 +274,43 @@ impl WorkQueue for EmbeddedQueue {
         self.config.ack_wait
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_queue_length_of_a_database_from_before_the_counter_is_counted_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = QueueConfig {
+            ack_wait: Duration::from_secs(30),
+            max_messages: 3,
+        };
+        {
+            let q = EmbeddedQueue::open(Db::open(dir.path()).unwrap(), config)
+                .await
+                .unwrap();
+            q.requeue("a", Bytes::new()).await.unwrap();
+            q.requeue("b", Bytes::new()).await.unwrap();
+            // As a database written before the length was kept: no counter.
+            q.db.call(|c| {
+                c.execute_batch(
+                    "DROP TRIGGER queue_len_insert; DROP TRIGGER queue_len_delete; DROP TABLE queue_len;",
+                )
+                .map_err(sql)
+            })
+            .await
+            .unwrap();
+        }
+        let q = EmbeddedQueue::open(Db::open(dir.path()).unwrap(), config)
+            .await
+            .unwrap();
+        q.enqueue_with(Vec::new(), "c", Bytes::new()).await.unwrap();
+        let full = q.enqueue_with(Vec::new(), "d", Bytes::new()).await;
+        assert!(matches!(full, Err(Error::Overloaded(_))), "{full:?}");
+        let d = q.lease(1, Duration::ZERO).await.unwrap();
+        q.ack(&d[0]).await.unwrap();
+        q.enqueue_with(Vec::new(), "d", Bytes::new()).await.unwrap();
+        assert_eq!(q.stats().await.unwrap().pending, 3);
+    }
+}

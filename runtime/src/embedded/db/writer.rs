@@ -135,3 +135,57 @@ pub(super) fn start_checkpoints(conn: Connection) -> Result<(Sender<()>, JoinHan
         .map_err(|e| Error::io("start the WAL checkpointer", e))?;
     Ok((stop, thread))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Error;
+    use crate::embedded::{Db, EmbeddedKv};
+    use crate::ports::KvStore;
+    use bytes::Bytes;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_rolls_back_alone_in_its_group_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = EmbeddedKv::new(Db::open(dir.path()).unwrap());
+        for i in 0..50 {
+            kv.create("b", &format!("taken{i}"), Bytes::from_static(b"old"))
+                .await
+                .unwrap();
+        }
+        // 100 writes at once, so they share commits: every second one conflicts.
+        let writes = (0..100).map(|i| {
+            let kv = kv.clone();
+            async move {
+                let key = match i % 2 {
+                    0 => format!("taken{}", i / 2),
+                    _ => format!("new{i}"),
+                };
+                (i, kv.create("b", &key, Bytes::from_static(b"new")).await)
+            }
+        });
+        for (i, result) in futures::future::join_all(writes).await {
+            match i % 2 {
+                0 => assert!(matches!(result, Err(Error::Conflict(_))), "{i}: {result:?}"),
+                _ => assert!(result.is_ok(), "{i}: {result:?}"),
+            }
+        }
+        for i in 0..50 {
+            let old = kv.get("b", &format!("taken{i}")).await.unwrap().unwrap();
+            assert_eq!(old.value.as_ref(), b"old", "a refused write left nothing");
+        }
+        assert_eq!(kv.count("b", "new").await.unwrap(), 50);
+    }
+
+    #[tokio::test]
+    async fn an_answered_write_is_on_disk_for_the_next_process() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let kv = EmbeddedKv::new(Db::open(dir.path()).unwrap());
+            kv.put("b", "k", Bytes::from_static(b"v")).await.unwrap();
+            // Dropping the last handle stops the writer and frees the directory.
+        }
+        let kv = EmbeddedKv::new(Db::open(dir.path()).unwrap());
+        let e = kv.get("b", "k").await.unwrap().unwrap();
+        assert_eq!(e.value.as_ref(), b"v");
+    }
+}
