@@ -64,7 +64,7 @@ async fn setup(dir: &std::path::Path) -> Setup {
 async fn user(state: &AppState) -> (User, String) {
     let u = User {
         id: new_id(),
-        username: format!("u{}", &new_id()[..8]),
+        username: format!("u{}", &new_id()[24..]),
         password_hash: "unused".into(),
         role: Role::User,
         created_at: now(),
