@@ -113,3 +113,64 @@ async fn sigterm_lets_in_flight_executions_finish() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// One client of the invoke load: invokes until the server goes away, keeping
+/// the id of every execution answered 200 or 202. Odd clients ask `?wait=0`
+/// (202 at once: accepted, not yet run).
+async fn invoke_client(base: String, t: String, fid: String, n: usize) -> Vec<String> {
+    let http = reqwest::Client::new();
+    let wait = if n % 2 == 1 { 0 } else { 5 };
+    let url = format!("{base}/api/functions/{fid}/invoke?wait={wait}");
+    let mut answered = Vec::new();
+    for i in 0.. {
+        let body = json!({"input": {"direct_inputs": {"name": format!("c{n}-{i}")}}});
+        let Ok(res) = http.post(&url).bearer_auth(&t).json(&body).send().await else {
+            break;
+        };
+        let status = res.status().as_u16();
+        let Ok(e) = res.json::<serde_json::Value>().await else {
+            break;
+        };
+        assert!(matches!(status, 200 | 202), "{status}: {e}");
+        answered.push(e["id"].as_str().unwrap().to_string());
+    }
+    answered
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_invoke_load_loses_no_answered_execution() {
+    let data = tempfile::tempdir().unwrap();
+    let unlimited = [
+        ("FAAS_QUOTA_SUBMISSIONS_PER_MINUTE", "0"),
+        ("FAAS_QUOTA_ACTIVE_EXECUTIONS", "0"),
+    ];
+    let (mut child, base) = spawn_serve(data.path(), &unlimited);
+    let api = Api::new(&base);
+    let (t, _) = api.user("ada").await;
+    let hello = api.deploy_sample(&t, "rust-hello.wasm").await;
+    let clients: Vec<_> = (0..16)
+        .map(|n| tokio::spawn(invoke_client(base.clone(), t.clone(), hello.clone(), n)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut answered = Vec::new();
+    for c in clients {
+        answered.extend(c.await.unwrap());
+    }
+    println!("answered 200/202 before kill -9: {}", answered.len());
+    assert!(answered.len() >= 50, "the load ran: {}", answered.len());
+
+    let (mut child, base) = spawn_serve(data.path(), &unlimited);
+    let api = Api::new(&base);
+    let t = api.login("ada", "password123").await;
+    for id in &answered {
+        let e = api
+            .get(&t, &format!("/api/executions/{id}?wait=60"))
+            .await
+            .expect(200);
+        assert_eq!(e["status"], "completed", "{e}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

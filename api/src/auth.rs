@@ -148,9 +148,11 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
         .strip_prefix("Bearer ")
         .ok_or_else(|| ApiError::unauthorized("Authorization must be a Bearer token"))?;
     let claims = state.auth.verify(token.trim())?;
-    let (user, _) = state
+    // Read at most USER_TTL ago: a revoked token, a deleted user or a new role
+    // takes effect within it (at once when changed through this process).
+    let user = state
         .store
-        .get_user(&claims.sub)
+        .current_user(&claims.sub)
         .await?
         .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
     if claims.tgen != user.token_generation {

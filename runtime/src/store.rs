@@ -9,6 +9,7 @@ mod installation;
 pub mod migrate;
 mod records;
 pub mod spill;
+mod user_cache;
 mod users;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::{Error, Result};
 pub use executions::ExecutionFilter;
 pub use grants::{Grant, grant_key};
 pub use idempotency::{Claim, IDEMPOTENCY_TTL, IdempotencyRecord};
+pub use user_cache::USER_TTL;
 
 /// Bucket names.
 pub mod buckets {
@@ -97,6 +99,7 @@ pub struct Page<T> {
 pub struct Store {
     kv: Arc<dyn KvStore>,
     completions: Arc<dyn Completions>,
+    users: Arc<user_cache::UserCache>,
 }
 
 impl Store {
@@ -106,6 +109,7 @@ impl Store {
         Store {
             kv,
             completions: Arc::new(LocalCompletions::new()),
+            users: Arc::default(),
         }
     }
 

@@ -189,10 +189,16 @@ impl Drop for Cluster {
     }
 }
 
+/// The binary the processes run: `BENCH_FAAS_BIN` when set (a bench comparing
+/// two builds), else this build's `faas`.
+pub fn faas_bin() -> String {
+    std::env::var("BENCH_FAAS_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_faas").to_string())
+}
+
 pub fn spawn(nats_url: &str, role: &'static str, log: &Path, env: &[(String, String)]) -> Proc {
     let data = tempfile::tempdir().expect("data dir");
     let file = std::fs::File::create(log).expect("log file");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_faas"));
+    let mut cmd = Command::new(faas_bin());
     cmd.arg(role)
         .env("NATS_URL", nats_url)
         .env("SERVER_ADDRESS", "127.0.0.1:0")

@@ -22,37 +22,23 @@ impl EmbeddedKv {
 }
 
 fn read(conn: &rusqlite::Connection, bucket: &str, key: &str) -> Result<Option<Entry>> {
-    conn.query_row(
-        "SELECT value, revision FROM kv WHERE bucket = ?1 AND key = ?2",
-        params![bucket, key],
-        |r| {
-            Ok(Entry {
-                value: Bytes::from(r.get::<_, Vec<u8>>(0)?),
-                revision: r.get::<_, i64>(1)? as u64,
-            })
-        },
-    )
+    let mut st = conn
+        .prepare_cached("SELECT value, revision FROM kv WHERE bucket = ?1 AND key = ?2")
+        .map_err(sql)?;
+    st.query_row(params![bucket, key], |r| {
+        Ok(Entry {
+            value: Bytes::from(r.get::<_, Vec<u8>>(0)?),
+            revision: r.get::<_, i64>(1)? as u64,
+        })
+    })
     .optional()
     .map_err(sql)
 }
 
-/// Writes `key` when `check` accepts its current entry.
+/// Writes `key` when `check` accepts its current entry (inside a write of
+/// [`Db::call`], which makes the whole call atomic).
 fn write_if(
-    conn: &mut rusqlite::Connection,
-    bucket: &str,
-    key: &str,
-    value: &[u8],
-    check: impl FnOnce(Option<&Entry>) -> Result<()>,
-) -> Result<u64> {
-    let tx = conn.transaction().map_err(sql)?;
-    let rev = write_in(&tx, bucket, key, value, check)?;
-    tx.commit().map_err(sql)?;
-    Ok(rev)
-}
-
-/// Writes `key` inside an open transaction when `check` accepts its current entry.
-fn write_in(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     bucket: &str,
     key: &str,
     value: &[u8],
@@ -60,28 +46,41 @@ fn write_in(
 ) -> Result<u64> {
     let current = read(tx, bucket, key)?;
     check(current.as_ref())?;
+    put(tx, bucket, key, value)
+}
+
+/// Writes `key` unconditionally (inside a write of [`Db::call`]).
+fn put(tx: &rusqlite::Connection, bucket: &str, key: &str, value: &[u8]) -> Result<u64> {
     let rev = next_revision(tx)?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO kv (bucket, key, value, revision) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value, revision = excluded.revision",
-        params![bucket, key, value, rev as i64],
     )
+    .and_then(|mut st| st.execute(params![bucket, key, value, rev as i64]))
     .map_err(sql)?;
     Ok(rev)
 }
 
-/// Applies a batch of writes inside an open transaction (the caller commits).
-pub(crate) fn apply_in(tx: &rusqlite::Transaction<'_>, writes: &[KvWrite]) -> Result<Vec<u64>> {
+fn remove(c: &rusqlite::Connection, bucket: &str, key: &str) -> Result<()> {
+    c.prepare_cached("DELETE FROM kv WHERE bucket = ?1 AND key = ?2")
+        .and_then(|mut st| st.execute(params![bucket, key]))
+        .map_err(sql)?;
+    Ok(())
+}
+
+/// Applies a batch of writes (inside a write of [`Db::call`]).
+pub(crate) fn apply_in(tx: &rusqlite::Connection, writes: &[KvWrite]) -> Result<Vec<u64>> {
     writes
         .iter()
         .map(|w| match w {
             KvWrite::Create { bucket, key, value } => {
-                write_in(tx, bucket, key, value, |cur| match cur {
+                write_if(tx, bucket, key, value, |cur| match cur {
                     Some(_) => Err(Error::Conflict(format!("{bucket}/{key} already exists"))),
                     None => Ok(()),
                 })
             }
-            KvWrite::Put { bucket, key, value } => write_in(tx, bucket, key, value, |_| Ok(())),
+            KvWrite::Put { bucket, key, value } => put(tx, bucket, key, value),
+            KvWrite::Delete { bucket, key } => remove(tx, bucket, key).map(|_| 0),
         })
         .collect()
 }
@@ -89,8 +88,7 @@ pub(crate) fn apply_in(tx: &rusqlite::Transaction<'_>, writes: &[KvWrite]) -> Re
 #[async_trait]
 impl KvStore for EmbeddedKv {
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Entry>> {
-        let (b, k) = (bucket.to_string(), key.to_string());
-        self.db.call(move |c| read(c, &b, &k)).await
+        self.db.lookup(|c| read(c, bucket, key))
     }
 
     async fn create(&self, bucket: &str, key: &str, value: Bytes) -> Result<u64> {
@@ -123,34 +121,23 @@ impl KvStore for EmbeddedKv {
 
     async fn put(&self, bucket: &str, key: &str, value: Bytes) -> Result<u64> {
         let (b, k) = (bucket.to_string(), key.to_string());
-        self.db
-            .call(move |c| write_if(c, &b, &k, &value, |_| Ok(())))
-            .await
+        self.db.call(move |c| put(c, &b, &k, &value)).await
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
         let (b, k) = (bucket.to_string(), key.to_string());
-        self.db
-            .call(move |c| {
-                c.execute(
-                    "DELETE FROM kv WHERE bucket = ?1 AND key = ?2",
-                    params![b, k],
-                )
-                .map_err(sql)?;
-                Ok(())
-            })
-            .await
+        self.db.call(move |c| remove(c, &b, &k)).await
     }
 
     async fn scan(&self, bucket: &str, scan: Scan) -> Result<Vec<(String, Entry)>> {
         let b = bucket.to_string();
-        self.db.call(move |c| scan_rows(c, &b, &scan)).await
+        self.db.read(move |c| scan_rows(c, &b, &scan)).await
     }
 
     async fn count(&self, bucket: &str, prefix: &str) -> Result<u64> {
         let (b, p) = (bucket.to_string(), prefix.to_string());
         self.db
-            .call(move |c| {
+            .read(move |c| {
                 c.query_row(
                     "SELECT COUNT(*) FROM kv WHERE bucket = ?1 AND substr(key, 1, ?2) = ?3",
                     params![b, p.len() as i64, p],
@@ -163,19 +150,12 @@ impl KvStore for EmbeddedKv {
     }
 
     async fn apply(&self, writes: Vec<KvWrite>) -> Result<Vec<u64>> {
-        self.db
-            .call(move |c| {
-                let tx = c.transaction().map_err(sql)?;
-                let revs = apply_in(&tx, &writes)?;
-                tx.commit().map_err(sql)?;
-                Ok(revs)
-            })
-            .await
+        self.db.call(move |c| apply_in(c, &writes)).await
     }
 
     async fn ping(&self) -> Result<()> {
         self.db
-            .call(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(sql))
+            .read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(sql))
             .await
     }
 }

@@ -39,19 +39,14 @@ impl EmbeddedObjects {
     }
 
     async fn meta(&self, bucket: &str, name: &str) -> Result<ObjectMeta> {
-        let (b, n) = (bucket.to_string(), name.to_string());
-        self.db
-            .call(move |c| {
-                c.query_row(
-                    "SELECT name, size, content_type, sha256, created_at FROM objects WHERE bucket = ?1 AND name = ?2",
-                    params![b, n],
-                    row_meta,
-                )
-                .optional()
-                .map_err(sql)?
-                .ok_or_else(|| Error::NotFound(format!("object {n}")))
-            })
-            .await
+        self.db.lookup(|c| {
+            c.prepare_cached(
+                "SELECT name, size, content_type, sha256, created_at FROM objects WHERE bucket = ?1 AND name = ?2",
+            )
+            .and_then(|mut st| st.query_row(params![bucket, name], row_meta).optional())
+            .map_err(sql)?
+            .ok_or_else(|| Error::NotFound(format!("object {name}")))
+        })
     }
 }
 
@@ -193,7 +188,7 @@ impl ObjectStore for EmbeddedObjects {
     async fn list(&self, bucket: &str) -> Result<Vec<ObjectMeta>> {
         let b = bucket.to_string();
         self.db
-            .call(move |c| {
+            .read(move |c| {
                 let mut stmt = c
                     .prepare_cached(
                         "SELECT name, size, content_type, sha256, created_at FROM objects WHERE bucket = ?1 ORDER BY name",

@@ -62,7 +62,7 @@ impl EmbeddedQueue {
         self.db
             .call(move |c| {
                 let now = now_ms();
-                let tx = c.transaction().map_err(sql)?;
+                let tx = c;
                 let ids: Vec<String> = {
                     let mut stmt = tx
                         .prepare_cached(
@@ -78,12 +78,15 @@ impl EmbeddedQueue {
                 for id in ids {
                     let lease = uuid::Uuid::new_v4().to_string();
                     let (payload, attempts) = tx
-                        .query_row(
+                        .prepare_cached(
                             "UPDATE queue SET lease = ?1, attempts = attempts + 1, visible_at = ?2
                              WHERE id = ?3 RETURNING payload, attempts",
-                            params![lease, now + ack_wait, id],
-                            |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)),
                         )
+                        .and_then(|mut st| {
+                            st.query_row(params![lease, now + ack_wait, id], |r| {
+                                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+                            })
+                        })
                         .map_err(sql)?;
                     out.push(Delivery {
                         id,
@@ -92,7 +95,6 @@ impl EmbeddedQueue {
                         lease,
                     });
                 }
-                tx.commit().map_err(sql)?;
                 Ok(out)
             })
             .await
@@ -101,7 +103,7 @@ impl EmbeddedQueue {
     /// Milliseconds until the next hidden message becomes visible, if any.
     async fn next_visible_in(&self) -> Result<Option<i64>> {
         self.db
-            .call(|c| {
+            .read(|c| {
                 c.query_row("SELECT MIN(visible_at) FROM queue", [], |r| {
                     r.get::<_, Option<i64>>(0)
                 })
@@ -115,7 +117,11 @@ impl EmbeddedQueue {
         let (id, lease) = (d.id.clone(), d.lease.clone());
         let changed = self
             .db
-            .call(move |c| c.execute(sql_text, params![id, lease, at]).map_err(sql))
+            .call(move |c| {
+                c.prepare_cached(sql_text)
+                    .and_then(|mut st| st.execute(params![id, lease, at]))
+                    .map_err(sql)
+            })
             .await?;
         if changed == 0 {
             return Err(Error::Conflict(format!(
@@ -130,10 +136,10 @@ impl EmbeddedQueue {
 /// Adds a message unless its id is queued already (no cap: callers check it).
 fn insert(c: &rusqlite::Connection, id: &str, payload: &[u8]) -> Result<()> {
     let now = now_ms();
-    c.execute(
+    c.prepare_cached(
         "INSERT OR IGNORE INTO queue (id, payload, visible_at, enqueued_at) VALUES (?1, ?2, ?3, ?3)",
-        params![id, payload, now],
     )
+    .and_then(|mut st| st.execute(params![id, payload, now]))
     .map_err(sql)?;
     Ok(())
 }
@@ -150,26 +156,23 @@ impl WorkQueue for EmbeddedQueue {
         let max = self.config.max_messages as i64;
         let revs = self
             .db
-            .call(move |c| {
-                let tx = c.transaction().map_err(sql)?;
+            .call(move |tx| {
+                // The length is kept by triggers (see the schema): no scan.
                 let count: i64 = tx
-                    .query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))
+                    .prepare_cached("SELECT n FROM queue_len WHERE id = 1")
+                    .and_then(|mut st| st.query_row([], |r| r.get(0)))
                     .map_err(sql)?;
                 let queued: i64 = tx
-                    .query_row(
-                        "SELECT COUNT(*) FROM queue WHERE id = ?1",
-                        params![id],
-                        |r| r.get(0),
-                    )
+                    .prepare_cached("SELECT COUNT(*) FROM queue WHERE id = ?1")
+                    .and_then(|mut st| st.query_row(params![id], |r| r.get(0)))
                     .map_err(sql)?;
                 if count >= max && queued == 0 {
                     return Err(Error::Overloaded(format!(
                         "the queue holds {count} messages, its limit"
                     )));
                 }
-                let revs = super::kv::apply_in(&tx, &writes)?;
-                insert(&tx, &id, &payload)?;
-                tx.commit().map_err(sql)?;
+                let revs = super::kv::apply_in(tx, &writes)?;
+                insert(tx, &id, &payload)?;
                 Ok(revs)
             })
             .await?;
@@ -187,7 +190,7 @@ impl WorkQueue for EmbeddedQueue {
     async fn holds(&self, id: &str) -> Result<bool> {
         let id = id.to_string();
         self.db
-            .call(move |c| {
+            .read(move |c| {
                 c.query_row(
                     "SELECT COUNT(*) FROM queue WHERE id = ?1",
                     params![id],
@@ -252,7 +255,7 @@ impl WorkQueue for EmbeddedQueue {
 
     async fn stats(&self) -> Result<QueueStats> {
         self.db
-            .call(|c| {
+            .read(|c| {
                 c.query_row(
                     "SELECT COUNT(*), COALESCE(SUM(lease IS NOT NULL AND visible_at > ?1), 0) FROM queue",
                     params![now_ms()],
@@ -269,5 +272,45 @@ impl WorkQueue for EmbeddedQueue {
 
     fn ack_wait(&self) -> Duration {
         self.config.ack_wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_queue_length_of_a_database_from_before_the_counter_is_counted_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = QueueConfig {
+            ack_wait: Duration::from_secs(30),
+            max_messages: 3,
+        };
+        {
+            let q = EmbeddedQueue::open(Db::open(dir.path()).unwrap(), config)
+                .await
+                .unwrap();
+            q.requeue("a", Bytes::new()).await.unwrap();
+            q.requeue("b", Bytes::new()).await.unwrap();
+            // As a database written before the length was kept: no counter.
+            q.db.call(|c| {
+                c.execute_batch(
+                    "DROP TRIGGER queue_len_insert; DROP TRIGGER queue_len_delete; DROP TABLE queue_len;",
+                )
+                .map_err(sql)
+            })
+            .await
+            .unwrap();
+        }
+        let q = EmbeddedQueue::open(Db::open(dir.path()).unwrap(), config)
+            .await
+            .unwrap();
+        q.enqueue_with(Vec::new(), "c", Bytes::new()).await.unwrap();
+        let full = q.enqueue_with(Vec::new(), "d", Bytes::new()).await;
+        assert!(matches!(full, Err(Error::Overloaded(_))), "{full:?}");
+        let d = q.lease(1, Duration::ZERO).await.unwrap();
+        q.ack(&d[0]).await.unwrap();
+        q.enqueue_with(Vec::new(), "d", Bytes::new()).await.unwrap();
+        assert_eq!(q.stats().await.unwrap().pending, 3);
     }
 }

@@ -234,6 +234,7 @@ impl KvStore for NatsKv {
             revs.push(match w {
                 KvWrite::Create { bucket, key, value } => self.create(&bucket, &key, value).await?,
                 KvWrite::Put { bucket, key, value } => self.put(&bucket, &key, value).await?,
+                KvWrite::Delete { bucket, key } => self.delete(&bucket, &key).await.map(|_| 0)?,
             });
         }
         Ok(revs)

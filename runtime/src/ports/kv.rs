@@ -48,9 +48,24 @@ pub enum KvWrite {
         /// Value.
         value: Bytes,
     },
+    /// Removes `key` if present (its revision in the answer is 0).
+    Delete {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+    },
 }
 
 impl KvWrite {
+    /// A `Delete` write.
+    pub fn delete(bucket: &str, key: &str) -> Self {
+        KvWrite::Delete {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        }
+    }
+
     /// A `Create` write.
     pub fn create(bucket: &str, key: &str, value: Bytes) -> Self {
         KvWrite::Create {
@@ -91,7 +106,8 @@ pub trait KvStore: Send + Sync + 'static {
     /// How many live keys start with `prefix`.
     async fn count(&self, bucket: &str, prefix: &str) -> Result<u64>;
     /// Applies `writes` in order (the embedded backend in one transaction; NATS one
-    /// by one, stopping at the first failure). Returns each write's revision.
+    /// by one, stopping at the first failure). Returns each write's revision (0 for
+    /// a delete).
     async fn apply(&self, writes: Vec<KvWrite>) -> Result<Vec<u64>>;
     /// Removes what deleted keys left behind in `bucket` (NATS delete markers of
     /// older releases); nothing to do on other backends.

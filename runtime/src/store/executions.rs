@@ -154,13 +154,16 @@ impl Store {
     }
 
     async fn drop_active(&self, e: &Execution) -> Result<()> {
-        self.kv().delete(b::EXECUTIONS_ACTIVE, &e.id).await?;
         self.kv()
-            .delete(
-                b::EXECUTIONS_ACTIVE_BY_OWNER,
-                &owner_key(&e.owner_id, &e.id),
-            )
+            .apply(vec![
+                KvWrite::delete(b::EXECUTIONS_ACTIVE, &e.id),
+                KvWrite::delete(
+                    b::EXECUTIONS_ACTIVE_BY_OWNER,
+                    &owner_key(&e.owner_id, &e.id),
+                ),
+            ])
             .await
+            .map(drop)
     }
 
     /// Removes an execution that was never queued (submit rolled back), chunks

@@ -33,7 +33,9 @@ impl Store {
                 }
                 other => other,
             })?;
-        self.create_json(b::USERS, &user.id, user).await?;
+        let created = self.create_json(b::USERS, &user.id, user).await;
+        self.users.forget(&user.id);
+        created?;
         Ok(())
     }
 
@@ -62,7 +64,9 @@ impl Store {
 
     /// Rewrites a user at `revision`.
     pub async fn update_user(&self, user: &User, revision: u64) -> Result<u64> {
-        self.update_json(b::USERS, &user.id, user, revision).await
+        let written = self.update_json(b::USERS, &user.id, user, revision).await;
+        self.users.forget(&user.id);
+        written
     }
 
     /// Applies `change` to the current record (compare-and-set, retried on a

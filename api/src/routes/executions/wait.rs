@@ -63,18 +63,22 @@ pub async fn until_final(
     }
     let deadline = Instant::now() + wait;
     let mut changes = state.store.completions().subscribe(id).await?;
-    loop {
-        let exec = read().await?;
-        if exec.status.is_final() || Instant::now() >= deadline {
-            return Ok(exec);
-        }
+    let mut exec = read().await?;
+    while !exec.status.is_final() {
         match tokio::time::timeout_at(deadline, changes.next()).await {
-            Ok(Some(_)) => continue,
+            // Not final yet (running): the record is read when it ends, or at the
+            // deadline.
+            Ok(Some(status)) if !status.is_final() => continue,
+            Ok(Some(_)) => exec = read().await?,
             // The signal source is gone (a lost connection): read at the deadline.
-            Ok(None) => tokio::time::sleep_until(deadline).await,
-            Err(_) => {}
+            Ok(None) => {
+                tokio::time::sleep_until(deadline).await;
+                return read().await;
+            }
+            Err(_) => return read().await,
         }
     }
+    Ok(exec)
 }
 
 /// Server-Sent Events of one of the caller's executions: an `execution` event
