@@ -389,15 +389,23 @@ async fn memory_stays_bounded_under_hostile_load() {
         let (api, huge) = (api.clone(), huge.clone());
         calls.push(tokio::spawn(async move {
             let body = json!({"username": if i % 2 == 0 { huge } else { format!("nobody{i}") }, "password": "wrong-password"});
-            api.send(api.http.post(api.url("/auth/login")).json(&body)).await.status
+            let sent = api.http.post(api.url("/auth/login")).json(&body).send().await;
+            // A 2 MB body meets the 16 KiB cap of the auth routes: 413 as soon as the
+            // headers arrive, and the connection closes under a client still writing.
+            match sent {
+                Ok(res) => Some(res.status().as_u16()),
+                Err(e) if i % 2 == 0 && (e.is_request() || e.is_body()) => None,
+                Err(e) => panic!("login {i}: {e}"),
+            }
         }));
     }
     for c in calls {
-        let status = c.await.unwrap();
-        assert!(
-            [400, 401, 413, 429, 503].contains(&status),
-            "login answered {status}"
-        );
+        if let Some(status) = c.await.unwrap() {
+            assert!(
+                [400, 401, 413, 429, 503].contains(&status),
+                "login answered {status}"
+            );
+        }
     }
     let fid = api.deploy_sample(&token, "c-hello.wasm").await;
     // Cut submits, then large inputs and outputs, then a listing of them.
