@@ -234,17 +234,20 @@ fn spawn_serve() -> (Serve, String) {
         // Load measures the platform, not the per-user quotas.
         .env("FAAS_QUOTA_SUBMISSIONS_PER_MINUTE", "0")
         .env("FAAS_QUOTA_ACTIVE_EXECUTIONS", "0")
+        .env("FAAS_REGISTER_MAX_PER_ADDRESS", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(file)
         .spawn()
         .expect("spawn faas serve");
+    // Owned at once: a failed start below still kills and reaps the child.
+    let serve = Serve(child, data);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         if let Some(rest) = text.split("addr=").nth(1) {
             let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-            return (Serve(child, data), format!("http://{addr}"));
+            return (serve, format!("http://{addr}"));
         }
         assert!(
             Instant::now() < deadline,

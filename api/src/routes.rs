@@ -91,10 +91,7 @@ pub fn router(state: AppState) -> Router {
     // Credentials are small: 64 + 1024 bytes, even fully \u-escaped well under 16 KiB.
     let auth_limit = DefaultBodyLimit::max(AUTH_BODY_MAX);
     Router::new()
-        .route(
-            "/auth/register",
-            post(auth::register).layer(auth_limit.clone()),
-        )
+        .route("/auth/register", post(auth::register).layer(auth_limit))
         .route("/auth/login", post(auth::login).layer(auth_limit))
         .route(
             "/api/exec-objects/{token}/{function_id}/{name}",
