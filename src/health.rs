@@ -13,8 +13,7 @@ use anyhow::{Context, bail};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use faas_runtime::store::{Store, buckets};
-use faas_runtime::worker::presence::WorkerPresence;
+use faas_runtime::store::Store;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -75,13 +74,13 @@ pub fn worker_heartbeat(store: Store, worker_id: String) -> Check {
         let store = store.clone();
         let id = worker_id.clone();
         Box::pin(async move {
-            let record: Option<(WorkerPresence, u64)> = store
-                .get_json(buckets::WORKERS, &id)
+            let record = store
+                .get_worker(&id)
                 .await
                 .map_err(|e| format!("reading the heartbeat: {e}"))?;
             match record {
-                Some((p, _)) if p.is_live() => Ok(()),
-                Some((p, _)) => Err(format!("the last heartbeat is old ({})", p.last_seen)),
+                Some(p) if p.is_live() => Ok(()),
+                Some(p) => Err(format!("the last heartbeat is old ({})", p.last_seen)),
                 None => Err("no heartbeat yet".into()),
             }
         })

@@ -25,28 +25,32 @@ pub struct ParsedInput {
 }
 
 /// Normalises a submitted `input`: a JSON object, or a string holding JSON text.
-/// Returns the JSON text handed to the function.
-pub fn normalize(input: &serde_json::Value) -> Result<String> {
-    let text = match input {
+/// Returns the JSON text handed to the function and the JSON value it holds, so
+/// that [`parse_value`] reads it without parsing the text again.
+pub fn normalize(input: serde_json::Value) -> Result<(String, serde_json::Value)> {
+    match input {
         serde_json::Value::String(s) => {
-            serde_json::from_str::<serde_json::Value>(s)
+            let value = serde_json::from_str::<serde_json::Value>(&s)
                 .map_err(|e| Error::Invalid(format!("input is a string but not JSON: {e}")))?;
-            s.clone()
+            Ok((s, value))
         }
-        serde_json::Value::Object(_) => input.to_string(),
-        _ => {
-            return Err(Error::Invalid(
-                "input must be a JSON object or a string holding JSON".into(),
-            ));
-        }
-    };
-    Ok(text)
+        serde_json::Value::Object(_) => Ok((input.to_string(), input)),
+        _ => Err(Error::Invalid(
+            "input must be a JSON object or a string holding JSON".into(),
+        )),
+    }
 }
 
-/// Reads `secrets` and `object_inputs` of an input JSON text.
+/// Reads `secrets` and `object_inputs` of an input JSON text (a worker reading a
+/// stored record).
 pub fn parse(text: &str) -> Result<ParsedInput> {
     let v: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| Error::Invalid(format!("input is not JSON: {e}")))?;
+    parse_value(&v)
+}
+
+/// Reads `secrets` and `object_inputs` of an input already parsed.
+pub fn parse_value(v: &serde_json::Value) -> Result<ParsedInput> {
     let Some(obj) = v.as_object() else {
         return Ok(ParsedInput::default());
     };
@@ -102,11 +106,13 @@ mod tests {
 
     #[test]
     fn normalize_accepts_object_and_json_string_only() {
-        assert_eq!(normalize(&json!({"a": 1})).unwrap(), "{\"a\":1}");
-        assert_eq!(normalize(&json!("{\"a\":1}")).unwrap(), "{\"a\":1}");
-        assert!(normalize(&json!("not json")).is_err());
-        assert!(normalize(&json!(5)).is_err());
-        assert!(normalize(&json!([1])).is_err());
+        let (text, value) = normalize(json!({"a": 1})).unwrap();
+        assert_eq!((text.as_str(), value), ("{\"a\":1}", json!({"a": 1})));
+        let (text, value) = normalize(json!("{\"a\":1}")).unwrap();
+        assert_eq!((text.as_str(), value), ("{\"a\":1}", json!({"a": 1})));
+        assert!(normalize(json!("not json")).is_err());
+        assert!(normalize(json!(5)).is_err());
+        assert!(normalize(json!([1])).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod records;
 pub mod spill;
 mod user_cache;
 mod users;
+mod workers;
 
 use std::sync::Arc;
 

@@ -11,6 +11,7 @@
 //! - [`reconcile`]: queues again what a cut between two writes left unqueued.
 
 mod attempt;
+mod cancel;
 mod context;
 mod defer;
 mod guard;

@@ -13,8 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use faas_runtime::model::{ObjectMeta, objects_bucket, validate_name};
 use faas_runtime::ports::BodyStream;
-use faas_runtime::store::buckets;
-use faas_runtime::worker::{Grant, grant_key};
+use faas_runtime::worker::grant_key;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
@@ -272,14 +271,11 @@ pub async fn capability(
     State(state): State<AppState>,
     ApiPath((token, fid, name)): ApiPath<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let grant: Option<(Grant, u64)> = state
-        .store
-        .get_json(buckets::GRANTS, &grant_key(&token))
-        .await?;
+    let grant = state.store.get_grant(&grant_key(&token)).await?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let key = format!("{fid}/{name}");
     match grant {
-        Some((g, _)) if g.expires_at > now && g.keys.contains(&key) => {
+        Some(g) if g.expires_at > now && g.keys.contains(&key) => {
             stream_object(&state, &fid, &name).await
         }
         _ => Err(ApiError::not_found("object")),

@@ -6,6 +6,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::Worker;
+use super::cancel;
 use super::context::Prepared;
 use super::defer::{Availability, unclaimed};
 use super::guard::AttemptGuard;
@@ -31,6 +32,16 @@ impl Drop for Renewal {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// How a claimed attempt's run ended.
+enum Ran {
+    /// The executor answered.
+    Finished(Result<crate::ports::RawOutcome>),
+    /// Shutdown, or the lease went to another attempt.
+    Stopped,
+    /// The owner cancelled the execution: its record is already final.
+    Cancelled,
 }
 
 /// What became of an attempt.
@@ -171,23 +182,34 @@ impl Worker {
         let limits = self.limits(&function);
         let request = self.request(&exec, &prepared, limits);
         let started = Instant::now();
-        let outcome = tokio::select! {
-            r = executor.execute(request) => Some(r),
-            _ = stop.cancelled() => None,
-            _ = renewal.lost.cancelled() => None,
+        // Biased: a run that ends at its first poll never pays for the cancel watch.
+        let ran = tokio::select! {
+            biased;
+            r = executor.execute(request) => Ran::Finished(r),
+            _ = stop.cancelled() => Ran::Stopped,
+            _ = renewal.lost.cancelled() => Ran::Stopped,
+            _ = cancel::cancelled(&self.store, &exec.id) => Ran::Cancelled,
         };
         drop(renewal);
         let elapsed = started.elapsed();
         guard.release().await;
-        let outcome = match outcome {
-            None => return Ok(Settled::Abandoned),
-            Some(Err(e)) if e.is_retryable() => return Ok(Settled::Retry(e)),
-            Some(Err(e)) => {
+        let outcome = match ran {
+            Ran::Stopped => return Ok(Settled::Abandoned),
+            Ran::Cancelled => {
+                let ms = elapsed.as_millis() as u64;
+                tracing::info!(
+                    duration_ms = ms,
+                    "cancelled by its owner: the guest was stopped"
+                );
+                return Ok(Settled::Done);
+            }
+            Ran::Finished(Err(e)) if e.is_retryable() => return Ok(Settled::Retry(e)),
+            Ran::Finished(Err(e)) => {
                 return self
                     .finish_with_error(exec.clone(), rev, exec.attempt, &e.to_string())
                     .await;
             }
-            Some(Ok(raw)) => raw,
+            Ran::Finished(Ok(raw)) => raw,
         };
         let fields = classify(&outcome, limits);
         tracing::info!(

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::RuntimeKind;
-use crate::store::{Store, buckets};
+use crate::store::Store;
 
 /// How often a worker refreshes its record.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
@@ -60,7 +60,7 @@ pub(super) async fn announce(
     loop {
         me.running = running.load(Ordering::Relaxed);
         me.last_seen = OffsetDateTime::now_utc();
-        if let Err(e) = store.put_json(buckets::WORKERS, &me.worker_id, &me).await {
+        if let Err(e) = store.put_worker(&me).await {
             tracing::warn!(error = %e, "worker heartbeat failed");
         }
         tokio::select! {
@@ -68,18 +68,12 @@ pub(super) async fn announce(
             _ = stop.cancelled() => break,
         }
     }
-    let _ = store.kv().delete(buckets::WORKERS, &me.worker_id).await;
+    let _ = store.delete_worker(&me.worker_id).await;
 }
 
 /// Every worker record, live or stale, by id.
 pub async fn list(store: &Store) -> crate::Result<Vec<WorkerPresence>> {
-    let rows = store
-        .kv()
-        .scan(buckets::WORKERS, crate::ports::Scan::default())
-        .await?;
-    rows.into_iter()
-        .map(|(_, e)| serde_json::from_slice(&e.value).map_err(crate::Error::from))
-        .collect()
+    store.list_workers().await
 }
 
 /// True when a live worker other than `me` offers `runtime`.
@@ -105,7 +99,7 @@ pub async fn offered(store: &Store, runtime: RuntimeKind) -> crate::Result<bool>
 pub async fn clear(store: &Store) -> crate::Result<usize> {
     let all = list(store).await?;
     for p in &all {
-        store.kv().delete(buckets::WORKERS, &p.worker_id).await?;
+        store.delete_worker(&p.worker_id).await?;
     }
     Ok(all.len())
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use faas_runtime::input::{normalize, parse};
+use faas_runtime::input::{normalize, parse_value};
 use faas_runtime::model::Execution;
 use faas_runtime::store::{Claim, IdempotencyRecord};
 use sha2::{Digest, Sha256};
@@ -76,14 +76,19 @@ pub async fn prepare(
 ) -> ApiResult<Execution> {
     let function = super::super::functions::owned(state, caller, function_id).await?;
     let input = input.unwrap_or_else(|| serde_json::json!({}));
-    let text = normalize(&input).map_err(|e| ApiError::bad_request("invalid_input", strip(e)))?;
+    // Parsed once: the body's JSON value (and a string input's text, once) is read
+    // for its secrets and objects without parsing the text again.
+    let (text, value) =
+        normalize(input).map_err(|e| ApiError::bad_request("invalid_input", strip(e)))?;
     if text.len() > state.limits.max_input_bytes {
         return Err(ApiError::too_large(format!(
             "input is larger than {} bytes",
             state.limits.max_input_bytes
         )));
     }
-    let parsed = parse(&text).map_err(|e| ApiError::bad_request("invalid_input", strip(e)))?;
+    let parsed =
+        parse_value(&value).map_err(|e| ApiError::bad_request("invalid_input", strip(e)))?;
+    drop(value);
     for name in &parsed.secrets {
         if state.store.find_secret(&caller.id, name).await?.is_none() {
             return Err(ApiError::bad_request(
