@@ -55,9 +55,14 @@ pub async fn run(c: AutoscalerConfig, shutdown: impl Future<Output = ()>) -> any
     });
     let health = match c.health_addr {
         Some(at) => Some(
-            crate::health::spawn(at, check(queue, scaler, ended), stop.clone())
-                .await?
-                .1,
+            crate::health::spawn(
+                at,
+                check(queue, scaler, ended),
+                axum::Router::new(),
+                stop.clone(),
+            )
+            .await?
+            .1,
         ),
         None => None,
     };

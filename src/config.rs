@@ -186,6 +186,11 @@ pub struct ServeConfig {
     /// the worker's heartbeat is fresh, else 503.
     #[arg(long, env = "FAAS_HEALTH_ADDRESS")]
     pub health_addr: Option<SocketAddr>,
+    /// Address of a listener serving only GET /metrics (Prometheus). Unset: the API's
+    /// listener serves /metrics (`faas serve`, `faas api`), or the health listener does
+    /// (`faas worker`).
+    #[arg(long, env = "FAAS_METRICS_ADDRESS")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// How every process connects to NATS (all optional; NATS_URL may list several

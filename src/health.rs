@@ -29,33 +29,37 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves `GET /healthz` on `addr` until `stop`: 200 `{"status":"ok"}` when `check`
 /// passes, else 503 `{"error":"unhealthy","message":...}`.
+/// `extra` adds routes (a worker's `GET /metrics`).
 pub async fn spawn(
     addr: SocketAddr,
     check: Check,
+    extra: Router,
     stop: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("bind the health listener {addr}"))?;
     let bound = listener.local_addr()?;
-    let app = Router::new().route(
-        "/healthz",
-        get(move || {
-            let check = check.clone();
-            async move {
-                let verdict = tokio::time::timeout(CHECK_TIMEOUT, check())
-                    .await
-                    .unwrap_or_else(|_| Err("the check timed out".into()));
-                match verdict {
-                    Ok(()) => (StatusCode::OK, axum::Json(json!({"status": "ok"}))),
-                    Err(why) => (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        axum::Json(json!({"error": "unhealthy", "message": why})),
-                    ),
+    let app = Router::new()
+        .route(
+            "/healthz",
+            get(move || {
+                let check = check.clone();
+                async move {
+                    let verdict = tokio::time::timeout(CHECK_TIMEOUT, check())
+                        .await
+                        .unwrap_or_else(|_| Err("the check timed out".into()));
+                    match verdict {
+                        Ok(()) => (StatusCode::OK, axum::Json(json!({"status": "ok"}))),
+                        Err(why) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            axum::Json(json!({"error": "unhealthy", "message": why})),
+                        ),
+                    }
                 }
-            }
-        }),
-    );
+            }),
+        )
+        .merge(extra);
     let task = tokio::spawn(async move {
         let serve = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await });
@@ -134,8 +138,12 @@ mod tests {
     async fn probe_tells_healthy_from_unhealthy_and_from_nothing_listening() {
         let stop = CancellationToken::new();
         let any = "127.0.0.1:0".parse().unwrap();
-        let (ok, _) = spawn(any, fixed(Ok(())), stop.clone()).await.unwrap();
-        let (bad, _) = spawn(any, fixed(Err("stale")), stop.clone()).await.unwrap();
+        let (ok, _) = spawn(any, fixed(Ok(())), Router::new(), stop.clone())
+            .await
+            .unwrap();
+        let (bad, _) = spawn(any, fixed(Err("stale")), Router::new(), stop.clone())
+            .await
+            .unwrap();
         let t = Duration::from_secs(3);
         assert_eq!(
             probe(&format!("http://{ok}/healthz"), t).await.unwrap(),

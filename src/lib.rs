@@ -10,6 +10,7 @@
 //! - [`health`]: the health listener of workers and the autoscaler, and the probe
 //!   behind `faas healthcheck`;
 //! - [`keys`]: the generated JWT and secret-sealing keys of a data directory;
+//! - [`metrics`]: the Prometheus recorder and where `GET /metrics` is served;
 //! - [`platform`]: [`platform::Platform`], `faas serve` in one process (also used
 //!   by the end-to-end tests).
 
@@ -20,4 +21,5 @@ pub mod config;
 pub mod docker;
 pub mod health;
 pub mod keys;
+pub mod metrics;
 pub mod platform;

@@ -70,8 +70,19 @@ impl Platform {
         let mut tasks = Vec::new();
         let mut addr = None;
         let mut functions_base = config.api_base_url.clone();
+        let metrics = crate::metrics::render();
+        if let (Some(at), Some(render)) = (config.metrics_addr, metrics.clone()) {
+            let app = crate::metrics::router(render, ports.queue.clone(), ports.store.clone());
+            let (_, task) = crate::metrics::spawn_listener(at, app, shutdown.clone()).await?;
+            tasks.push(task);
+        }
+        // Served by the roles' own listener unless it has one of its own.
+        let inline_metrics = metrics.filter(|_| config.metrics_addr.is_none());
         if roles != Roles::Worker {
-            let state = api_state(&config, &ports, executors.all.clone(), secrets.clone())?;
+            let mut state = api_state(&config, &ports, executors.all.clone(), secrets.clone())?;
+            if let Some(render) = inline_metrics.clone() {
+                state = state.with_metrics(render);
+            }
             ensure_admin(&state, &config).await?;
             let gateway = match &executors.docker {
                 Some(d) => functions_gateway(d).await?,
@@ -104,7 +115,17 @@ impl Platform {
             let base = functions_base.unwrap_or_else(|| format!("http://{}", config.addr));
             if let Some(at) = config.health_addr {
                 let check = crate::health::worker_heartbeat(ports.store.clone(), worker_id.clone());
-                tasks.push(crate::health::spawn(at, check, shutdown.clone()).await?.1);
+                let extra = match inline_metrics.filter(|_| roles == Roles::Worker) {
+                    Some(render) => {
+                        crate::metrics::router(render, ports.queue.clone(), ports.store.clone())
+                    }
+                    None => axum::Router::new(),
+                };
+                tasks.push(
+                    crate::health::spawn(at, check, extra, shutdown.clone())
+                        .await?
+                        .1,
+                );
             }
             let w = Worker::new(
                 ports.store.clone(),

@@ -6,6 +6,7 @@ pub mod functions;
 pub mod health;
 pub mod invoke;
 pub mod me;
+pub mod metrics;
 pub mod objects;
 pub mod quotas;
 pub mod secrets;
@@ -100,9 +101,11 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/openapi.json", get(crate::openapi::serve))
+        .route("/metrics", get(metrics::metrics))
         .merge(authed)
         .fallback(crate::error::fallback)
         .layer(json_limit)
+        .layer(axum::middleware::from_fn(metrics::meter))
         .layer(axum::middleware::from_fn(crate::error::json_errors))
         .with_state(state)
 }

@@ -74,6 +74,8 @@ pub struct AppState {
     pub limits: Arc<ApiLimits>,
     /// Quota counters of this process.
     pub meter: Arc<crate::quotas::Meter>,
+    /// Renders `GET /metrics`; `None` when this listener does not serve them.
+    pub metrics: Option<crate::routes::metrics::RenderMetrics>,
 }
 
 impl AppState {
@@ -96,6 +98,13 @@ impl AppState {
             secrets,
             limits: Arc::new(limits),
             meter: Arc::new(crate::quotas::Meter::default()),
+            metrics: None,
         }
+    }
+
+    /// The same state serving `GET /metrics` with `render`.
+    pub fn with_metrics(mut self, render: crate::routes::metrics::RenderMetrics) -> Self {
+        self.metrics = Some(render);
+        self
     }
 }

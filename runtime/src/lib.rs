@@ -19,6 +19,7 @@ pub mod conformance;
 pub mod embedded;
 pub mod error;
 pub mod input;
+pub mod metrics;
 pub mod model;
 pub mod nats;
 pub mod outcome;

@@ -115,6 +115,8 @@ impl Worker {
             shutdown.clone(),
         ));
         tracing::info!(worker.id = %self.config.worker_id, max_concurrent = self.config.max_concurrent, "worker started");
+        let slots = self.config.max_concurrent.max(1) as f64;
+        crate::metrics::worker_slots(slots);
         while !shutdown.is_cancelled() {
             while tasks.try_join_next().is_some() {}
             let acquired = tokio::select! {
@@ -144,13 +146,16 @@ impl Worker {
                 let running = running.clone();
                 tasks.spawn(async move {
                     running.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    crate::metrics::worker_slot_busy(1.0);
                     worker.attempt(delivery, stop).await;
+                    crate::metrics::worker_slot_busy(-1.0);
                     running.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                     drop(permit);
                 });
             }
         }
         self.drain(tasks, hard_stop).await;
+        crate::metrics::worker_slots(-slots);
         let _ = presence.await;
     }
 

@@ -93,6 +93,7 @@ impl Artifacts {
     pub(crate) async fn get(&self, sha256: &str, bytes: Option<Bytes>) -> Result<Arc<Prepared>> {
         let cell = self.memory.cell(sha256);
         if let Some(prepared) = cell.get() {
+            faas_runtime::metrics::wasm_compile_cache("memory");
             return Ok(prepared.clone());
         }
         let mut size = 0;
@@ -133,6 +134,7 @@ impl Artifacts {
         let (engine, linkers) = (self.engine.clone(), self.linkers.clone());
         let disk = path.clone();
         if let Some(found) = blocking(move || Ok(from_disk(&engine, &linkers, &disk))).await? {
+            faas_runtime::metrics::wasm_compile_cache("disk");
             return Ok(found);
         }
         let bytes = match bytes {
@@ -168,6 +170,7 @@ impl Artifacts {
         blocking(move || {
             let _permit = permit;
             counter.fetch_add(1, Ordering::Relaxed);
+            faas_runtime::metrics::wasm_compile_cache("compiled");
             compile(&engine, &linkers, &bytes, &path, &module)
         })
         .await

@@ -10,6 +10,7 @@ use super::cancel;
 use super::context::Prepared;
 use super::defer::{Availability, unclaimed};
 use super::guard::AttemptGuard;
+use crate::metrics;
 use crate::model::{Execution, ExecutionStatus, now};
 use crate::outcome::{FinalFields, Limits, classify};
 use std::sync::Arc;
@@ -155,7 +156,13 @@ impl Worker {
         exec.attempt += 1;
         exec.started_at = Some(now());
         match self.store.update_execution(&exec, rev).await {
-            Ok(rev) => Ok(Some((exec, rev))),
+            Ok(rev) => {
+                if let Some(started) = exec.started_at {
+                    let waited = (started - exec.created_at).max(time::Duration::ZERO);
+                    metrics::queue_waited(waited.unsigned_abs());
+                }
+                Ok(Some((exec, rev)))
+            }
             Err(Error::Conflict(_)) => {
                 let fresh = self.store.get_execution(&exec.id, None).await?;
                 match fresh {
@@ -201,6 +208,8 @@ impl Worker {
                     duration_ms = ms,
                     "cancelled by its owner: the guest was stopped"
                 );
+                let status = ExecutionStatus::Cancelled;
+                metrics::execution_finished(Some(function.runtime), status, Some(elapsed));
                 return Ok(Settled::Done);
             }
             Ran::Finished(Err(e)) if e.is_retryable() => return Ok(Settled::Retry(e)),
@@ -217,7 +226,10 @@ impl Worker {
             duration_ms = elapsed.as_millis() as u64,
             "execution finished"
         );
-        self.record(exec, rev, fields, elapsed).await
+        let status = fields.status;
+        let settled = self.record(exec, rev, fields, elapsed).await?;
+        metrics::execution_finished(Some(function.runtime), status, Some(elapsed));
+        Ok(settled)
     }
 
     fn limits(&self, f: &crate::model::Function) -> Limits {
@@ -310,7 +322,9 @@ impl Worker {
             exit_code: None,
             logs: None,
         };
-        self.record(exec, rev, fields, Duration::ZERO).await
+        let settled = self.record(exec, rev, fields, Duration::ZERO).await?;
+        metrics::execution_finished(None, ExecutionStatus::Failed, None);
+        Ok(settled)
     }
 }
 

@@ -1,0 +1,149 @@
+//! `GET /metrics` (issue 10): Prometheus text from every process, labelled by route
+//! template and never by raw path or id; on the API's listener by default, on
+//! FAAS_METRICS_ADDRESS alone when set, and on a `faas worker`'s health listener.
+
+#[path = "support/cluster.rs"]
+mod cluster;
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "../runtime/tests/support/nats_server.rs"]
+mod nats_server;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use harness::TestApp;
+use serde_json::json;
+
+async fn scrape(url: &str) -> (u16, String, String) {
+    let res = reqwest::get(url).await.expect("GET /metrics");
+    let status = res.status().as_u16();
+    let ctype = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    (status, ctype, res.text().await.unwrap())
+}
+
+/// The value of the sample line starting with `series` (name and labels, exactly).
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_count_executions_and_requests_by_route_template() {
+    let app = TestApp::start(&[]).await;
+    let (token, _) = app.api.user("metered").await;
+    let fid = app.api.deploy_sample(&token, "c-hello.wasm").await;
+    let done = app
+        .api
+        .run(&token, &fid, json!({"direct_inputs": {}}))
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let id = done["id"].as_str().unwrap().to_string();
+    app.api
+        .get("not-a-token", "/api/functions")
+        .await
+        .expect(401);
+
+    let (status, ctype, text) = scrape(&app.api.url("/metrics")).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(ctype.starts_with("text/plain"), "{ctype}");
+    let completed = r#"faas_executions_total{runtime="wasm",status="completed"}"#;
+    assert!(value(&text, completed).is_some_and(|v| v >= 1.0), "{text}");
+    let polled = r#"faas_http_requests_total{route="/api/executions/{id}",status="200"}"#;
+    assert!(value(&text, polled).is_some_and(|v| v >= 1.0), "{text}");
+    let refused = r#"faas_http_requests_total{route="/api/functions",status="401"}"#;
+    assert!(value(&text, refused).is_some_and(|v| v >= 1.0), "{text}");
+    for histogram in [
+        "faas_execution_duration_seconds_bucket{runtime=\"wasm\",le=\"0.005\"}",
+        "faas_queue_wait_seconds_count",
+        "faas_http_request_duration_seconds_bucket{route=\"/api/functions\",le=\"+Inf\"}",
+    ] {
+        assert!(
+            value(&text, histogram).is_some(),
+            "{histogram} missing:\n{text}"
+        );
+    }
+    for gauge in ["faas_queue_depth", "faas_workers", "faas_worker_slots"] {
+        assert!(value(&text, gauge).is_some(), "{gauge} missing:\n{text}");
+    }
+    assert!(value(&text, "faas_workers").unwrap() >= 1.0, "{text}");
+    let cache = text
+        .lines()
+        .any(|l| l.starts_with("faas_wasm_compile_cache_total{result="));
+    assert!(cache, "compile cache counters missing:\n{text}");
+    // Bounded labels: no id, no raw path, no user name.
+    for leak in [id.as_str(), fid.as_str(), "metered"] {
+        assert!(!text.contains(leak), "{leak} appears in the metrics");
+    }
+    // An unknown path is one label, whatever was asked.
+    app.api.get(&token, "/no/such/path/12345").await.expect(404);
+    let (_, _, text) = scrape(&app.api.url("/metrics")).await;
+    assert!(!text.contains("12345"), "a raw path became a label");
+    assert!(text.contains(r#"route="unmatched""#), "{text}");
+    app.stop().await;
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_metrics_address_serves_them_alone() {
+    let port = free_port();
+    let app = TestApp::start(&[&format!("--metrics-addr=127.0.0.1:{port}")]).await;
+    let (status, _, text) = scrape(&format!("http://127.0.0.1:{port}/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(text.contains("faas_queue_depth"), "{text}");
+    let (status, _, body) = scrape(&app.api.url("/metrics")).await;
+    assert_eq!(
+        status, 404,
+        "the API listener no longer serves them: {body}"
+    );
+    let err: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(err["error"], "not_found");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_serves_metrics_on_its_health_listener() {
+    let port = free_port();
+    let health = format!("127.0.0.1:{port}");
+    // The API process has no health listener: only the worker binds this address.
+    let mut c = cluster::Cluster::start(1, &[("FAAS_HEALTH_ADDRESS", &health)]);
+    let api = harness::Api::new(&c.base);
+    let (token, _) = api.user("cluster-metered").await;
+    let fid = api.deploy_sample(&token, "c-hello.wasm").await;
+    let done = api.run(&token, &fid, json!({})).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    // The worker's own counters: it ran the execution, the API process did not.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _, text) = scrape(&format!("http://{health}/metrics")).await;
+        assert_eq!(status, 200);
+        let completed = r#"faas_executions_total{runtime="wasm",status="completed"}"#;
+        if value(&text, completed).is_some_and(|v| v >= 1.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker never counted it:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, _, api_text) = scrape(&format!("{}/metrics", c.base)).await;
+    assert!(api_text.contains("faas_http_requests_total"), "{api_text}");
+    assert!(
+        !api_text.contains(r#"status="completed""#),
+        "the API process ran nothing: {api_text}"
+    );
+    c.assert_alive();
+}
