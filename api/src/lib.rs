@@ -6,7 +6,8 @@
 //! - [`error`]: [`error::ApiError`], the one mapping of errors to JSON responses;
 //! - [`state`]: [`state::AppState`], the ports the handlers use;
 //! - [`openapi`]: the generated OpenAPI document;
-//! - [`quotas`]: per-user limits and their checks.
+//! - [`quotas`]: per-user limits and their checks;
+//! - [`trace`]: the W3C trace context of each request, kept on executions.
 //!
 //! [`serve`] runs the router on a listener until a shutdown signal;
 //! [`serve_with_gateway`] does too, but answers connections that arrive on the
@@ -18,6 +19,7 @@ pub mod openapi;
 pub mod quotas;
 pub mod routes;
 pub mod state;
+pub mod trace;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -108,7 +110,7 @@ fn traced(app: Router) -> Router {
                 .get::<MatchedPath>()
                 .map(MatchedPath::as_str)
                 .unwrap_or("unmatched");
-            tracing::info_span!("request", method = %req.method(), path, status = tracing::field::Empty)
+            tracing::info_span!("request", method = %req.method(), path, status = tracing::field::Empty, trace_id = tracing::field::Empty)
         })
         .on_response(
             |res: &axum::http::Response<_>, latency: std::time::Duration, span: &tracing::Span| {
@@ -116,5 +118,6 @@ fn traced(app: Router) -> Router {
                 tracing::debug!(latency_ms = latency.as_millis() as u64, "response");
             },
         );
-    app.layer(trace)
+    app.layer(axum::middleware::from_fn(crate::trace::propagate))
+        .layer(trace)
 }

@@ -212,6 +212,10 @@ pub struct Execution {
     pub completed_at: Option<OffsetDateTime>,
     /// Run time of the last attempt in milliseconds.
     pub duration_ms: Option<u64>,
+    /// The W3C trace context of the request that submitted it
+    /// (`00-<trace id>-<span id>-<flags>`): the worker's log lines carry its trace id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl Execution {
@@ -234,7 +238,13 @@ impl Execution {
             started_at: None,
             completed_at: None,
             duration_ms: None,
+            traceparent: None,
         }
+    }
+
+    /// The trace id of [`Execution::traceparent`], if it has one.
+    pub fn trace_id(&self) -> Option<&str> {
+        self.traceparent.as_deref()?.split('-').nth(1)
     }
 }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
+use crate::trace::TraceContext;
 
 pub use start::{IDEMPOTENCY_KEY_PATTERN, Started, idempotency_key, prepare, start};
 pub use wait::{WaitQuery, events};
@@ -93,11 +94,13 @@ pub struct ExecutionList {
 pub async fn submit(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    trace: Option<Extension<TraceContext>>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Submit>,
 ) -> ApiResult<Response> {
     let key = idempotency_key(&headers)?;
-    let exec = prepare(&state, &caller, &body.function_id, body.input).await?;
+    let mut exec = prepare(&state, &caller, &body.function_id, body.input).await?;
+    exec.traceparent = trace.map(|Extension(t)| t.header());
     let started = start(&state, &caller, exec, key.as_deref()).await?;
     if !started.replayed {
         tracing::info!(execution.id = %started.exec.id, function.id = %started.exec.function_id, "execution queued");

@@ -12,6 +12,7 @@ use super::executions::{IdempotencyHeader, WaitQuery, idempotency_key, prepare, 
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
+use crate::trace::TraceContext;
 
 /// Default `?wait=` of an invoke (seconds).
 pub const DEFAULT_WAIT_SECS: u64 = 30;
@@ -42,6 +43,7 @@ pub struct Invoke {
 pub async fn invoke(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    trace: Option<Extension<TraceContext>>,
     ApiPath(function_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<WaitQuery>,
     headers: HeaderMap,
@@ -49,7 +51,8 @@ pub async fn invoke(
 ) -> ApiResult<Response> {
     let wait = q.duration(&state, DEFAULT_WAIT_SECS)?;
     let key = idempotency_key(&headers)?;
-    let exec = prepare(&state, &caller, &function_id, body.input).await?;
+    let mut exec = prepare(&state, &caller, &function_id, body.input).await?;
+    exec.traceparent = trace.map(|Extension(t)| t.header());
     let started = start(&state, &caller, exec, key.as_deref()).await?;
     let exec = wait::until_final(&state, &caller.id, &started.exec.id, wait).await?;
     if exec.status.is_final() {

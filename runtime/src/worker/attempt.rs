@@ -59,7 +59,7 @@ pub(super) enum Settled {
 
 impl Worker {
     pub(super) async fn attempt(&self, delivery: Delivery, stop: CancellationToken) {
-        let span = tracing::info_span!("execution", execution.id = %delivery.id, attempt = delivery.attempt, function.id = tracing::field::Empty);
+        let span = tracing::info_span!("execution", execution.id = %delivery.id, attempt = delivery.attempt, function.id = tracing::field::Empty, trace_id = tracing::field::Empty);
         async {
             let settled = match self.try_attempt(&delivery, &stop).await {
                 Ok(s) => s,
@@ -92,7 +92,11 @@ impl Worker {
             tracing::warn!("no record for queued execution; dropping the message");
             return Ok(Settled::Done);
         };
-        tracing::Span::current().record("function.id", exec.function_id.as_str());
+        let span = tracing::Span::current();
+        span.record("function.id", exec.function_id.as_str());
+        if let Some(trace_id) = exec.trace_id() {
+            span.record("trace_id", tracing::field::display(trace_id));
+        }
         if exec.status.is_final() {
             return Ok(Settled::Done);
         }

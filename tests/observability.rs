@@ -1,6 +1,8 @@
-//! `GET /metrics` (issue 10): Prometheus text from every process, labelled by route
-//! template and never by raw path or id; on the API's listener by default, on
-//! FAAS_METRICS_ADDRESS alone when set, and on a `faas worker`'s health listener.
+//! Observability (issue 10). `GET /metrics`: Prometheus text from every process,
+//! labelled by route template and never by raw path or id; on the API's listener by
+//! default, on FAAS_METRICS_ADDRESS alone when set, and on a `faas worker`'s health
+//! listener. `traceparent`: taken from the request or made, answered, kept on the
+//! execution record and in the worker's log lines of that execution.
 
 #[path = "support/cluster.rs"]
 mod cluster;
@@ -139,6 +141,38 @@ async fn a_worker_serves_metrics_on_its_health_listener() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The trace context travels with the record to the worker in another process.
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let res = api
+        .http
+        .post(api.url("/api/executions"))
+        .bearer_auth(&token)
+        .header("traceparent", format!("00-{trace_id}-b7ad6b7169203331-01"))
+        .json(&json!({"function_id": fid, "input": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let answered = res.headers()["traceparent"].to_str().unwrap().to_string();
+    assert!(
+        answered.starts_with(&format!("00-{trace_id}-")),
+        "{answered}"
+    );
+    let e: serde_json::Value = res.json().await.unwrap();
+    let id = e["id"].as_str().unwrap();
+    let done = api.wait(&token, id, Duration::from_secs(30)).await;
+    assert!(
+        done["traceparent"].as_str().unwrap().contains(trace_id),
+        "{done}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.count_in_worker_logs(&format!("trace_id={trace_id}")) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no worker log line carries the trace id"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (_, _, api_text) = scrape(&format!("{}/metrics", c.base)).await;
     assert!(api_text.contains("faas_http_requests_total"), "{api_text}");
     assert!(
@@ -146,4 +180,56 @@ async fn a_worker_serves_metrics_on_its_health_listener() {
         "the API process ran nothing: {api_text}"
     );
     c.assert_alive();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_request_gets_a_trace_context_and_executions_keep_it() {
+    let app = TestApp::start(&[]).await;
+    let (token, _) = app.api.user("traced").await;
+    let fid = app.api.deploy_sample(&token, "c-hello.wasm").await;
+    let submit = |traceparent: Option<&'static str>| {
+        let mut req = app
+            .api
+            .http
+            .post(app.api.url("/api/executions"))
+            .bearer_auth(&token)
+            .json(&json!({"function_id": fid, "input": {}}));
+        if let Some(tp) = traceparent {
+            req = req.header("traceparent", tp);
+        }
+        req.send()
+    };
+    // The caller's trace is continued: same trace id, a new span id.
+    let given = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let res = submit(Some(given)).await.unwrap();
+    assert_eq!(res.status(), 202);
+    let answered = res.headers()["traceparent"].to_str().unwrap().to_string();
+    assert!(
+        answered.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{answered}"
+    );
+    assert_ne!(answered, given);
+    let e: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(e["traceparent"], answered.as_str());
+    // None given, or a malformed one: a new trace, still recorded.
+    for tp in [None, Some("00-zzzz-00f067aa0ba902b7-01")] {
+        let res = submit(tp).await.unwrap();
+        assert_eq!(res.status(), 202);
+        let answered = res.headers()["traceparent"].to_str().unwrap().to_string();
+        assert_eq!(answered.len(), 55, "{answered}");
+        assert!(!answered.contains("4bf92f35"), "{answered}");
+        let e: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(e["traceparent"], answered.as_str());
+    }
+    // Any route answers with one, errors included.
+    let res = app
+        .api
+        .http
+        .get(app.api.url("/api/functions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.headers().contains_key("traceparent"));
+    app.stop().await;
 }

@@ -1,0 +1,129 @@
+//! W3C trace context (`traceparent`). Every request gets one: the caller's, when its
+//! `traceparent` header is well formed, else a new trace. The request's span records
+//! the trace id; the response carries the header back; a submitted execution keeps it
+//! on its record ([`faas_runtime::model::Execution::traceparent`]), so the worker's
+//! log lines of that execution, in whatever process, carry the same trace id.
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use rand::RngCore;
+
+/// The header's name.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// A request's trace context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    /// 32 lowercase hex digits.
+    pub trace_id: String,
+    /// This hop's span id: 16 lowercase hex digits.
+    pub span_id: String,
+    /// Trace flags (`01` = sampled).
+    pub flags: String,
+}
+
+impl TraceContext {
+    /// The caller's context (a new span id in its trace), or a new trace.
+    pub fn from_header(value: Option<&str>) -> Self {
+        let parent = value.and_then(parse);
+        let (trace_id, flags) = match parent {
+            Some((trace_id, flags)) => (trace_id, flags),
+            None => (random_hex(16), "01".to_string()),
+        };
+        TraceContext {
+            trace_id,
+            span_id: random_hex(8),
+            flags,
+        }
+    }
+
+    /// `00-<trace id>-<span id>-<flags>`.
+    pub fn header(&self) -> String {
+        format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)
+    }
+}
+
+/// The trace id and flags of a well-formed version-00 `traceparent`.
+fn parse(value: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = value.trim().split('-').collect();
+    let [version, trace_id, span_id, flags] = parts.as_slice() else {
+        return None;
+    };
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let ok = *version == "00"
+        && hex(trace_id, 32)
+        && hex(span_id, 16)
+        && hex(flags, 2)
+        && trace_id.bytes().any(|b| b != b'0')
+        && span_id.bytes().any(|b| b != b'0');
+    ok.then(|| (trace_id.to_string(), flags.to_string()))
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut buf);
+    if buf.iter().all(|b| *b == 0) {
+        buf[0] = 1;
+    }
+    hex::encode(buf)
+}
+
+/// Takes or makes the request's [`TraceContext`], records its trace id on the
+/// request's span, hands it to the handlers as an extension and answers with it.
+pub async fn propagate(mut req: Request, next: Next) -> Response {
+    let header = req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok());
+    let ctx = TraceContext::from_header(header);
+    tracing::Span::current().record("trace_id", tracing::field::display(&ctx.trace_id));
+    let value = HeaderValue::from_str(&ctx.header()).ok();
+    req.extensions_mut().insert(ctx);
+    let mut res = next.run(req).await;
+    if let Some(v) = value {
+        res.headers_mut().insert(TRACEPARENT, v);
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_well_formed_parent_keeps_its_trace_and_flags() {
+        let given = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let ctx = TraceContext::from_header(Some(given));
+        assert_eq!(ctx.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(ctx.flags, "01");
+        assert_ne!(
+            ctx.span_id, "00f067aa0ba902b7",
+            "a new span of the same trace"
+        );
+        assert_eq!(ctx.header().len(), 55);
+    }
+
+    #[test]
+    fn a_malformed_parent_starts_a_new_trace() {
+        for bad in [
+            "",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+        ] {
+            let ctx = TraceContext::from_header(Some(bad));
+            assert_ne!(ctx.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736", "{bad}");
+            assert_eq!(ctx.trace_id.len(), 32);
+            assert!(
+                parse(&ctx.header()).is_some(),
+                "a made context is well formed"
+            );
+        }
+    }
+}
