@@ -233,3 +233,71 @@ async fn every_request_gets_a_trace_context_and_executions_keep_it() {
     assert!(res.headers().contains_key("traceparent"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_api_reference_page_is_served_from_the_binary() {
+    let app = TestApp::start(&[]).await;
+    let get = |path: &'static str| {
+        let url = app.api.url(path);
+        async move {
+            let res = reqwest::get(url).await.unwrap();
+            let status = res.status().as_u16();
+            let headers = res.headers().clone();
+            (status, headers, res.text().await.unwrap())
+        }
+    };
+    let (status, headers, html) = get("/api/docs").await;
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(
+        html.contains(r#"<script src="/api/docs/docs.js" defer></script>"#),
+        "{html}"
+    );
+    assert_eq!(html.matches("<script").count(), 1, "no inline script");
+    let (status, headers, js) = get("/api/docs/docs.js").await;
+    assert_eq!(status, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(js.contains("/api/openapi.json"));
+    let (status, _, css) = get("/api/docs/docs.css").await;
+    assert_eq!(status, 200);
+    // Nothing from another host: no absolute URL in any of the three files.
+    for (name, text) in [("html", &html), ("js", &js), ("css", &css)] {
+        assert!(
+            !text.contains("http://") && !text.contains("https://"),
+            "{name} names another host"
+        );
+    }
+    // The script parses (node is on every machine of this kind; CI runs it too).
+    let file = app.data.path().join("docs.js");
+    std::fs::write(&file, &js).unwrap();
+    let out = std::process::Command::new("node")
+        .arg("--check")
+        .arg(&file)
+        .output()
+        .expect("node");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The page documents itself.
+    let doc = app.api.get("", "/api/openapi.json").await.expect(200);
+    assert!(doc["paths"]["/api/docs"]["get"].is_object());
+    assert!(doc["paths"]["/metrics"]["get"].is_object());
+    app.stop().await;
+}

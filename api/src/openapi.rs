@@ -19,8 +19,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ApiJson, ErrorBody};
 use crate::routes::{
-    auth, executions, functions, health, invoke, me, metrics, objects, quotas, secrets, users,
-    workers,
+    auth, docs, executions, functions, health, invoke, me, metrics, objects, quotas, secrets,
+    users, workers,
 };
 use crate::state::{ApiLimits, AppState};
 
@@ -60,7 +60,7 @@ impl Modify for BearerAuth {
         executions::wait::events, invoke::invoke,
         objects::upload, objects::download, objects::delete, objects::list, objects::capability,
         secrets::create, secrets::list, secrets::get, secrets::update, secrets::delete,
-        health::healthz, health::readyz, metrics::metrics, serve, workers::list,
+        health::healthz, health::readyz, metrics::metrics, docs::page, serve, workers::list,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth, &CommonErrors)

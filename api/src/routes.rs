@@ -1,6 +1,7 @@
 //! The router: every route of CONTRACT.md §3, one module per resource.
 
 pub mod auth;
+pub mod docs;
 pub mod executions;
 pub mod functions;
 pub mod health;
@@ -102,6 +103,9 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/api/openapi.json", get(crate::openapi::serve))
         .route("/metrics", get(metrics::metrics))
+        .route("/api/docs", get(docs::page))
+        .route("/api/docs/docs.js", get(docs::script))
+        .route("/api/docs/docs.css", get(docs::style))
         .merge(authed)
         .fallback(crate::error::fallback)
         .layer(json_limit)
