@@ -2,7 +2,7 @@
 # Installs and starts what `make test` needs on a fresh Debian machine (as root):
 # the wasm32-wasip1 Rust target, clang/wasi-libc for the C samples, the Python and
 # JavaScript component toolchains, a Docker engine and compose CLI, nats-server, schemathesis
-# (the schema fuzzer, pinned). Idempotent: each
+# (the schema fuzzer, pinned), Chromium and playwright-core (the console test). Idempotent: each
 # step is skipped when its tool already answers.
 set -euo pipefail
 
@@ -19,6 +19,9 @@ command -v clang >/dev/null || apt_pkgs+=(clang lld wasi-libc libclang-rt-14-dev
 # Test images are FROM scratch: they need the static busybox, not the dynamic one.
 dpkg -s busybox-static >/dev/null 2>&1 || apt_pkgs+=(busybox-static)
 command -v dockerd >/dev/null || apt_pkgs+=(docker.io)
+# The console test drives Debian's headless Chromium (tests/console.rs).
+command -v chromium >/dev/null || apt_pkgs+=(chromium)
+command -v node >/dev/null || apt_pkgs+=(nodejs npm)
 # A compose CLI validates docker-compose.yml (tests/autoscaler_containers.rs, make compose-config).
 docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || apt_pkgs+=(docker-compose)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
@@ -44,6 +47,12 @@ SCHEMATHESIS_VERSION=4.32.5
 if [ ${#pip_pkgs[@]} -gt 0 ]; then
   log "pip install ${pip_pkgs[*]}"
   pip install -q "${pip_pkgs[@]}" 2>/dev/null || pip install -q --break-system-packages "${pip_pkgs[@]}"
+fi
+
+# playwright-core for the console test, pinned by tests/console/package-lock.json.
+if [ ! -d tests/console/node_modules/playwright-core ]; then
+  log "npm ci (tests/console: playwright-core)"
+  (cd tests/console && npm ci --no-audit --no-fund --silent)
 fi
 
 if ! docker info >/dev/null 2>&1; then

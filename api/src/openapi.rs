@@ -19,7 +19,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ApiJson, ErrorBody};
 use crate::routes::{
-    auth, docs, executions, functions, health, invoke, me, metrics, objects, quotas, secrets,
+    auth, executions, functions, health, invoke, me, metrics, objects, pages, quotas, secrets,
     users, workers,
 };
 use crate::state::{ApiLimits, AppState};
@@ -60,7 +60,7 @@ impl Modify for BearerAuth {
         executions::wait::events, invoke::invoke,
         objects::upload, objects::download, objects::delete, objects::list, objects::capability,
         secrets::create, secrets::list, secrets::get, secrets::update, secrets::delete,
-        health::healthz, health::readyz, metrics::metrics, docs::page, serve, workers::list,
+        health::healthz, health::readyz, metrics::metrics, pages::docs_page, pages::console_page, serve, workers::list,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth, &CommonErrors)

@@ -1,7 +1,6 @@
 //! The router: every route of CONTRACT.md §3, one module per resource.
 
 pub mod auth;
-pub mod docs;
 pub mod executions;
 pub mod functions;
 pub mod health;
@@ -9,6 +8,7 @@ pub mod invoke;
 pub mod me;
 pub mod metrics;
 pub mod objects;
+pub mod pages;
 pub mod quotas;
 pub mod secrets;
 pub mod users;
@@ -103,9 +103,12 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/api/openapi.json", get(crate::openapi::serve))
         .route("/metrics", get(metrics::metrics))
-        .route("/api/docs", get(docs::page))
-        .route("/api/docs/docs.js", get(docs::script))
-        .route("/api/docs/docs.css", get(docs::style))
+        .route("/", get(pages::console_page))
+        .route("/console/console.js", get(pages::console_script))
+        .route("/console/console.css", get(pages::console_style))
+        .route("/api/docs", get(pages::docs_page))
+        .route("/api/docs/docs.js", get(pages::docs_script))
+        .route("/api/docs/docs.css", get(pages::docs_style))
         .merge(authed)
         .fallback(crate::error::fallback)
         .layer(json_limit)
