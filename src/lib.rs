@@ -11,6 +11,7 @@
 //!   behind `faas healthcheck`;
 //! - [`keys`]: the generated JWT and secret-sealing keys of a data directory;
 //! - [`metrics`]: the Prometheus recorder and where `GET /metrics` is served;
+//! - [`telemetry`]: stderr logs, and OTLP export of the spans when configured;
 //! - [`platform`]: [`platform::Platform`], `faas serve` in one process (also used
 //!   by the end-to-end tests).
 
@@ -23,3 +24,4 @@ pub mod health;
 pub mod keys;
 pub mod metrics;
 pub mod platform;
+pub mod telemetry;

@@ -2,7 +2,6 @@
 //! `worker`, `capabilities`, `autoscaler`, `admin`, `healthcheck`) and the client
 //! commands of [`faas::cli`] (`login`, `fn`, `invoke`, `exec`, `obj`, `secret`, ...).
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,11 +92,7 @@ async fn run_cli() -> anyhow::Result<()> {
         .filter(|f| !f.trim().is_empty())
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new("info,tower_http=info,cranelift=warn,wasmtime=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let _telemetry = faas::telemetry::init(filter);
     let matches = ignore_empty_env(Cli::command()).get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {

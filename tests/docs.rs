@@ -18,7 +18,13 @@ fn read(path: &str) -> String {
 }
 
 /// Variables read outside clap (by the process, not a flag).
-const PROCESS_ENV: [&str; 2] = ["RUST_LOG", "TMPDIR"];
+const PROCESS_ENV: [&str; 5] = [
+    "RUST_LOG",
+    "TMPDIR",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_SERVICE_NAME",
+];
 
 /// One row of the table: flags cell, default cell.
 struct Row {

@@ -301,3 +301,100 @@ async fn the_api_reference_page_is_served_from_the_binary() {
     assert!(doc["paths"]["/metrics"]["get"].is_object());
     app.stop().await;
 }
+
+/// An OTLP/HTTP receiver on 127.0.0.1: keeps the bodies posted to `/v1/traces`.
+async fn otlp_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    use axum::routing::post;
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+    let kept = bodies.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        post(move |body: axum::body::Bytes| {
+            let kept = kept.clone();
+            async move {
+                kept.lock().unwrap().push(body.to_vec());
+                (
+                    [("content-type", "application/x-protobuf")],
+                    Vec::<u8>::new(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), bodies)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn spans_are_exported_over_otlp_in_the_callers_trace() {
+    let (endpoint, bodies) = otlp_receiver().await;
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, base) = harness::spawn_serve(
+        data.path(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_SERVICE_NAME", "faas-under-test"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let api = harness::Api::new(&base);
+    let (token, _) = api.user("exported").await;
+    let fid = api.deploy_sample(&token, "c-hello.wasm").await;
+    let trace_hex = "5b8efff798038103d269b633813fc60c";
+    let caller_span = "eee19b7ec3c1b174";
+    let res = api
+        .http
+        .post(api.url("/api/executions"))
+        .bearer_auth(&token)
+        .header("traceparent", format!("00-{trace_hex}-{caller_span}-01"))
+        .json(&json!({"function_id": fid, "input": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let answered = res.headers()["traceparent"].to_str().unwrap().to_string();
+    let e: serde_json::Value = res.json().await.unwrap();
+    let done = api
+        .wait(&token, e["id"].as_str().unwrap(), Duration::from_secs(30))
+        .await;
+    assert_eq!(done["status"], "completed");
+    // The answered span id is the exported request span's, in the caller's trace.
+    let own_span = answered.split('-').nth(2).unwrap().to_string();
+    assert_ne!(own_span, caller_span);
+    let trace = hex::decode(trace_hex).unwrap();
+    let (caller, own) = (
+        hex::decode(caller_span).unwrap(),
+        hex::decode(&own_span).unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let all: Vec<u8> = bodies.lock().unwrap().concat();
+        let found = contains(&all, &trace)
+            && contains(&all, &caller)
+            && contains(&all, &own)
+            && contains(&all, b"faas-under-test")
+            && contains(&all, b"execution");
+        if found {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exported span in the caller's trace ({} bodies, {} bytes): trace {} caller {} own {} service {} execution {}",
+            bodies.lock().unwrap().len(),
+            all.len(),
+            contains(&all, &trace),
+            contains(&all, &caller),
+            contains(&all, &own),
+            contains(&all, b"faas-under-test"),
+            contains(&all, b"execution"),
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

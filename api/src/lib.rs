@@ -110,7 +110,11 @@ fn traced(app: Router) -> Router {
                 .get::<MatchedPath>()
                 .map(MatchedPath::as_str)
                 .unwrap_or("unmatched");
-            tracing::info_span!("request", method = %req.method(), path, status = tracing::field::Empty, trace_id = tracing::field::Empty)
+            let span = tracing::info_span!("request", method = %req.method(), path, status = tracing::field::Empty, trace_id = tracing::field::Empty);
+            if let Some(ctx) = req.extensions().get::<crate::trace::TraceContext>() {
+                ctx.join(&span);
+            }
+            span
         })
         .on_response(
             |res: &axum::http::Response<_>, latency: std::time::Duration, span: &tracing::Span| {
@@ -118,6 +122,6 @@ fn traced(app: Router) -> Router {
                 tracing::debug!(latency_ms = latency.as_millis() as u64, "response");
             },
         );
-    app.layer(axum::middleware::from_fn(crate::trace::propagate))
-        .layer(trace)
+    app.layer(trace)
+        .layer(axum::middleware::from_fn(crate::trace::propagate))
 }

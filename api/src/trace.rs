@@ -9,39 +9,68 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use rand::RngCore;
+use std::sync::{Arc, OnceLock};
 
 /// The header's name.
 pub const TRACEPARENT: &str = "traceparent";
 
 /// A request's trace context.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct TraceContext {
     /// 32 lowercase hex digits.
     pub trace_id: String,
-    /// This hop's span id: 16 lowercase hex digits.
-    pub span_id: String,
+    /// This hop's span id: 16 lowercase hex digits (the exported span's, once the
+    /// request's span joined the trace through an exporter).
+    span_id: String,
     /// Trace flags (`01` = sampled).
     pub flags: String,
+    /// What this request continues: the caller's `traceparent`, or a made-up root.
+    parent: String,
+    exported: Arc<OnceLock<String>>,
 }
 
 impl TraceContext {
     /// The caller's context (a new span id in its trace), or a new trace.
     pub fn from_header(value: Option<&str>) -> Self {
-        let parent = value.and_then(parse);
-        let (trace_id, flags) = match parent {
-            Some((trace_id, flags)) => (trace_id, flags),
-            None => (random_hex(16), "01".to_string()),
+        let given = value.and_then(|v| parse(v).map(|p| (v.trim().to_string(), p)));
+        let (parent, (trace_id, flags)) = match given {
+            Some(found) => found,
+            None => {
+                let (trace_id, flags) = (random_hex(16), "01".to_string());
+                (
+                    format!("00-{trace_id}-{}-{flags}", random_hex(8)),
+                    (trace_id, flags),
+                )
+            }
         };
         TraceContext {
             trace_id,
             span_id: random_hex(8),
             flags,
+            parent,
+            exported: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// This hop's span id.
+    pub fn span_id(&self) -> &str {
+        self.exported.get().unwrap_or(&self.span_id)
     }
 
     /// `00-<trace id>-<span id>-<flags>`.
     pub fn header(&self) -> String {
-        format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)
+        format!("00-{}-{}-{}", self.trace_id, self.span_id(), self.flags)
+    }
+
+    /// Joins the request's `span` (not yet entered) to the trace: records the trace
+    /// id and, with an exporter, makes the exported span a child of the parent.
+    pub fn join(&self, span: &tracing::Span) {
+        span.record("trace_id", tracing::field::display(&self.trace_id));
+        if let Some(own) = faas_runtime::trace_context::adopt(span, &self.parent)
+            && let Some(span_id) = own.split('-').nth(2)
+        {
+            let _ = self.exported.set(span_id.to_string());
+        }
     }
 }
 
@@ -74,16 +103,15 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
-/// Takes or makes the request's [`TraceContext`], records its trace id on the
-/// request's span, hands it to the handlers as an extension and answers with it.
+/// Takes or makes the request's [`TraceContext`] and hands it to the request's span
+/// (which [`TraceContext::join`]s it) and to the handlers as an extension; answers
+/// with it. Runs outside the span layer.
 pub async fn propagate(mut req: Request, next: Next) -> Response {
     let header = req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok());
     let ctx = TraceContext::from_header(header);
-    tracing::Span::current().record("trace_id", tracing::field::display(&ctx.trace_id));
-    let value = HeaderValue::from_str(&ctx.header()).ok();
-    req.extensions_mut().insert(ctx);
+    req.extensions_mut().insert(ctx.clone());
     let mut res = next.run(req).await;
-    if let Some(v) = value {
+    if let Ok(v) = HeaderValue::from_str(&ctx.header()) {
         res.headers_mut().insert(TRACEPARENT, v);
     }
     res

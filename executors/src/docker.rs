@@ -276,9 +276,13 @@ impl DockerExecutor {
         image: &ImageRef,
         local: image::LocalImage,
         request: &ExecutionRequest,
+        name: &str,
     ) -> Result<std::result::Result<String, String>> {
         let body = spec::container_body(image.as_str(), local, request, &self.config);
-        match self.docker.create_container(None, body).await {
+        let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
+            .name(name)
+            .build();
+        match self.docker.create_container(Some(options), body).await {
             Ok(created) => Ok(Ok(created.id)),
             Err(err) => match errors::answer(err) {
                 errors::Answer::Refused { status, message } if status != 404 && status < 500 => {
@@ -295,6 +299,30 @@ impl DockerExecutor {
             },
         }
     }
+}
+
+/// A name no other container has: the execution, its attempt and a random suffix.
+fn container_name(request: &ExecutionRequest) -> String {
+    let token: String = request
+        .execution_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(64)
+        .collect();
+    let suffix = uuid_suffix();
+    format!("faas-{token}-a{}-{suffix}", request.attempt)
+}
+
+/// 12 hex digits from the process's random source.
+fn uuid_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
 }
 
 /// A guest-fault outcome with nothing captured.
@@ -379,14 +407,16 @@ impl Executor for DockerExecutor {
             return Ok(ended(Termination::TimedOut));
         }
         let _running = self.in_flight.enter(&request.execution_id);
-        let id = match self.create(&image, local, &request).await? {
+        // Named, and owned before it is created: removed in the background when
+        // dropped (off the latency, and on cancel, even mid-creation); now when
+        // killed, as callers expect a timed-out container gone.
+        let name = container_name(&request);
+        let container = reap::Disposer::named(&self.docker, &self.cleanup, name.clone());
+        let id = match self.create(&image, local, &request, &name).await? {
             Ok(id) => id,
             Err(reason) => return Ok(trap(reason)),
         };
-        // Removed in the background when dropped (off the latency, and on cancel);
-        // now when killed, as callers expect a timed-out container gone.
-        let container = reap::Disposer::new(&self.docker, &self.cleanup, id);
-        let ran = run::run(&self.docker, container.id(), &request, deadline).await;
+        let ran = run::run(&self.docker, &id, &request, deadline).await;
         if ran.as_ref().map_or(true, |ran| ran.killed) {
             container.remove_now().await;
         }

@@ -11,6 +11,7 @@
 //! - [`outcome`]: the one mapping from what an executor saw to an execution's status;
 //! - [`input`]: what the platform reads of an execution's input;
 //! - [`sealing`]: encryption of secrets at rest;
+//! - [`trace_context`]: joining spans to a W3C trace through the exporter's hook;
 //! - [`conformance`]: the test suites every backend of a port must pass;
 //! - [`error`]: the typed error every port returns.
 
@@ -26,6 +27,7 @@ pub mod outcome;
 pub mod ports;
 pub mod sealing;
 pub mod store;
+pub mod trace_context;
 pub mod worker;
 
 pub use error::{Error, Result};

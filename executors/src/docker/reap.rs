@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use bollard::Docker;
 use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
@@ -129,18 +130,15 @@ pub(crate) struct Disposer {
 }
 
 impl Disposer {
-    /// Takes charge of container `id`.
-    pub(crate) fn new(docker: &Docker, tracker: &TaskTracker, id: String) -> Self {
+    /// Takes charge of the container that is about to be created under `name`
+    /// (before its creation is asked for: a future dropped while the engine creates
+    /// it still leaves nothing behind).
+    pub(crate) fn named(docker: &Docker, tracker: &TaskTracker, name: String) -> Self {
         Disposer {
             docker: docker.clone(),
             tracker: tracker.clone(),
-            id: Some(id),
+            id: Some(name),
         }
-    }
-
-    /// The container's id.
-    pub(crate) fn id(&self) -> &str {
-        self.id.as_deref().unwrap_or_default()
     }
 
     /// Removes the container before returning (callers expect a killed one gone).
@@ -167,8 +165,38 @@ impl Drop for Disposer {
     }
 }
 
+/// Removes container `id` (an id or a name). A container not there yet may still be
+/// on its way (a creation whose caller went away): it is looked for again twice.
 async fn removal(docker: Docker, id: String) {
-    if let Err(err) = remove(&docker, &id).await {
-        tracing::warn!(container.id = %id, error = %err, "removing the container failed");
+    for wait in [
+        Duration::ZERO,
+        Duration::from_secs(1),
+        Duration::from_secs(3),
+    ] {
+        tokio::time::sleep(wait).await;
+        match remove_found(&docker, &id).await {
+            Ok(false) => continue,
+            Ok(true) => return,
+            Err(err) => {
+                tracing::warn!(container.id = %id, error = %err, "removing the container failed");
+                return;
+            }
+        }
+    }
+}
+
+/// Like [`remove`]; answers whether there was a container to remove.
+async fn remove_found(docker: &Docker, id: &str) -> Result<bool> {
+    let options = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    match docker.remove_container(id, Some(options)).await {
+        Ok(()) => Ok(true),
+        Err(err) if errors::is_not_found(&err) => Ok(false),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        }) => Ok(true),
+        Err(err) => Err(errors::to_runtime("removing a container", err)),
     }
 }

@@ -28,8 +28,11 @@ impl Store {
     /// record's revision.
     pub async fn accept_execution(&self, queue: &dyn WorkQueue, e: &Execution) -> Result<u64> {
         let (writes, at) = self.creation_writes(e)?;
+        // The message carries the trace context, so the worker's span joins the trace
+        // as it starts (requeued messages carry the id: their spans only log it).
+        let payload = e.traceparent.clone().unwrap_or_else(|| e.id.clone());
         let revs = queue
-            .enqueue_with(writes, &e.id, Bytes::from(e.id.clone()))
+            .enqueue_with(writes, &e.id, Bytes::from(payload))
             .await?;
         revs.get(at)
             .copied()

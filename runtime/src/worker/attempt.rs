@@ -60,6 +60,14 @@ pub(super) enum Settled {
 impl Worker {
     pub(super) async fn attempt(&self, delivery: Delivery, stop: CancellationToken) {
         let span = tracing::info_span!("execution", execution.id = %delivery.id, attempt = delivery.attempt, function.id = tracing::field::Empty, trace_id = tracing::field::Empty);
+        // Joined to the submitter's trace before it is entered (an exporter cannot
+        // re-parent a span that started).
+        if let Some(parent) = std::str::from_utf8(&delivery.payload)
+            .ok()
+            .filter(|p| p.starts_with("00-"))
+        {
+            crate::trace_context::adopt(&span, parent);
+        }
         async {
             let settled = match self.try_attempt(&delivery, &stop).await {
                 Ok(s) => s,
@@ -97,6 +105,7 @@ impl Worker {
         if let Some(trace_id) = exec.trace_id() {
             span.record("trace_id", tracing::field::display(trace_id));
         }
+
         if exec.status.is_final() {
             return Ok(Settled::Done);
         }
