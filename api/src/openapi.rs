@@ -19,7 +19,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ApiJson, ErrorBody};
 use crate::routes::{
-    auth, executions, functions, health, invoke, me, objects, quotas, secrets, users, workers,
+    auth, callback_key, executions, functions, health, invoke, me, objects, quotas, secrets, users,
+    workers,
 };
 use crate::state::{ApiLimits, AppState};
 
@@ -56,7 +57,7 @@ impl Modify for BearerAuth {
         me::get, me::change_password,
         functions::create, functions::list, functions::get, functions::delete,
         executions::submit, executions::list, executions::get, executions::cancel,
-        executions::wait::events, invoke::invoke,
+        executions::wait::events, invoke::invoke, callback_key::get, callback_key::rotate,
         objects::upload, objects::download, objects::delete, objects::list, objects::capability,
         secrets::create, secrets::list, secrets::get, secrets::update, secrets::delete,
         health::healthz, health::readyz, serve, workers::list,

@@ -1,7 +1,11 @@
 //! Domain records kept in the key-value store, and the names they are kept under.
 
+mod callback;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+pub use callback::{Callback, CallbackState};
 
 /// Current time, UTC.
 pub fn now() -> OffsetDateTime {
@@ -212,6 +216,9 @@ pub struct Execution {
     pub completed_at: Option<OffsetDateTime>,
     /// Run time of the last attempt in milliseconds.
     pub duration_ms: Option<u64>,
+    /// The signed callback of the final record, when the submit asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<Callback>,
 }
 
 impl Execution {
@@ -234,6 +241,7 @@ impl Execution {
             started_at: None,
             completed_at: None,
             duration_ms: None,
+            callback: None,
         }
     }
 }
