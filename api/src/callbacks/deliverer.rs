@@ -16,6 +16,7 @@ use faas_runtime::model::{Callback, CallbackState, Execution, now};
 use faas_runtime::sealing::SecretBox;
 use faas_runtime::store::{PendingCallback, Store, now_ms};
 use faas_runtime::{Error, Result};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -108,22 +109,49 @@ pub async fn run(
         allow_private = d.config.allow_private,
         "callback deliverer running"
     );
+    let mut deliveries = JoinSet::new();
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = d.store.callbacks_due().notified() => waiting.clear(),
             _ = tokio::time::sleep(d.config.scan_every) => {}
         }
+        while deliveries.try_join_next().is_some() {}
         waiting.retain(|_, seen| seen.elapsed() < RECHECK);
-        if let Err(e) = d.scan(&mut waiting).await {
+        if let Err(e) = d.scan(&mut waiting, &mut deliveries).await {
             tracing::warn!(error = %e, "callback scan failed; next one soon");
         }
+    }
+    // Attempts under way may finish (one attempt's timeout); the rest are retried
+    // by the next process once their lease ends.
+    let finish = async { while deliveries.join_next().await.is_some() {} };
+    if tokio::time::timeout(d.config.timeout + Duration::from_secs(1), finish)
+        .await
+        .is_err()
+    {
+        deliveries.abort_all();
+    }
+}
+
+/// Marks an execution's delivery as under way in this process until dropped.
+struct InFlight {
+    deliverer: Arc<Deliverer>,
+    id: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.deliverer.lock().remove(&self.id);
     }
 }
 
 impl Deliverer {
     /// Starts a delivery of every due entry whose execution is final.
-    async fn scan(self: &Arc<Self>, waiting: &mut HashMap<String, Instant>) -> Result<()> {
+    async fn scan(
+        self: &Arc<Self>,
+        waiting: &mut HashMap<String, Instant>,
+        deliveries: &mut JoinSet<()>,
+    ) -> Result<()> {
         for (entry, rev) in self.store.due_callbacks(now_ms(), SCAN_LIMIT).await? {
             let id = entry.execution_id.clone();
             if waiting.contains_key(&id) || self.busy(&id) {
@@ -142,14 +170,17 @@ impl Deliverer {
                 }
                 Some((exec, _)) => {
                     self.lock().insert(id.clone());
-                    let d = self.clone();
                     let span = tracing::info_span!("callback", execution.id = %id);
-                    tokio::spawn(
+                    let mark = InFlight {
+                        deliverer: self.clone(),
+                        id,
+                    };
+                    deliveries.spawn(
                         async move {
-                            if let Err(e) = d.deliver(entry, rev, exec).await {
+                            if let Err(e) = mark.deliverer.deliver(entry, rev, exec).await {
                                 tracing::warn!(error = %e, "callback delivery step failed; the entry is retried");
                             }
-                            d.lock().remove(&id);
+                            drop(mark);
                         }
                         .instrument(span),
                     );
