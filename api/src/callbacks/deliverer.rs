@@ -219,20 +219,10 @@ impl Deliverer {
             Err(Error::Conflict(_) | Error::NotFound(_)) => return Ok(()),
             Err(e) => return Err(e),
         };
-        let key = self
-            .store
-            .callback_key(&entry.owner_id, &self.sealing)
-            .await?;
-        let body = serde_json::to_vec(&exec)?;
-        let sig = signature(&key.key, now().unix_timestamp(), &body);
-        let outcome = self.sender.post(&cb.url, &id, body, &sig).await;
+        let outcome = self.post(&entry.owner_id, &cb.url, &exec).await?;
         let attempts = cb.attempts + 1;
         let retry_in = backoff(self.config.retry_base, attempts);
-        let ended = exec.completed_at.unwrap_or_else(now);
-        let window = time::Duration::try_from(self.config.window).unwrap_or(time::Duration::HOUR);
-        let retry_in_time = time::Duration::try_from(retry_in).unwrap_or(time::Duration::HOUR);
-        let expired = now() + retry_in_time > ended + window;
-        let state = next_state(&outcome, attempts, expired);
+        let state = next_state(&outcome, attempts, self.expired(&exec, retry_in));
         log(&outcome, &state, retry_in);
         self.store
             .update_callback_state(&id, |c| {
@@ -252,6 +242,25 @@ impl Deliverer {
         } else {
             self.store.remove_callback_entry(&id).await
         }
+    }
+}
+
+impl Deliverer {
+    /// One signed POST of `exec` to `url`, with the key of `owner`.
+    async fn post(&self, owner: &str, url: &str, exec: &Execution) -> Result<Outcome> {
+        let key = self.store.callback_key(owner, &self.sealing).await?;
+        let body = serde_json::to_vec(exec)?;
+        let sig = signature(&key.key, now().unix_timestamp(), &body);
+        Ok(self.sender.post(url, &exec.id, body, &sig).await)
+    }
+
+    /// True when a retry `retry_in` from now falls past the window after `exec` ended.
+    fn expired(&self, exec: &Execution, retry_in: Duration) -> bool {
+        let hour = time::Duration::HOUR;
+        let window = time::Duration::try_from(self.config.window).unwrap_or(hour);
+        let retry_in = time::Duration::try_from(retry_in).unwrap_or(hour);
+        let ended = exec.completed_at.unwrap_or_else(now);
+        now() + retry_in > ended + window
     }
 }
 
