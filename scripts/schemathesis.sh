@@ -39,7 +39,7 @@ JWT_SECRET="schemathesis-jwt-secret-0123456789abcdef-0123456789" \
 FAAS_SECRETS_KEY="00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff" \
 SERVER_ADDRESS=127.0.0.1:0 FAAS_DATA_DIR="$work/data" FAAS_DOCKER=off \
 FAAS_ADMIN_USERNAME=fuzzadmin FAAS_ADMIN_PASSWORD="$admin_pw" \
-MAX_CONCURRENT_EXECUTIONS=2 FAAS_INVOKE_MAX_WAIT_SECS=5 FAAS_REGISTER_MAX_PER_ADDRESS=0 RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 \
+MAX_CONCURRENT_EXECUTIONS=2 FAAS_INVOKE_MAX_WAIT_SECS=5 FAAS_REGISTER_MAX_PER_ADDRESS=0 FAAS_CALLBACK_DELIVERY=false RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 \
   "$bin" serve >"$work/serve.log" 2>&1 &
 server=$!
 addr=""
@@ -95,13 +95,17 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 # A deploy's module must be valid wasm, which no schema can say: a generated module is
 # refused with 400 invalid_module.
 # A reused Idempotency-Key with another body is a 422 however valid the body is.
+# A well-formed `callback_url` is a 400 when its host is an address the SSRF guard
+# refuses (loopback, private, metadata ...) or it does not parse as a URL: no schema
+# can say which. (The server delivers no callback here, FAAS_CALLBACK_DELIVERY=false:
+# the fuzzer's URLs name hosts outside this machine.)
 [[operations]]
 include-name = "POST /api/executions"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "422", "429", "5xx"]
 
 [[operations]]
 include-name = "POST /api/functions/{id}/invoke"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "422", "429", "5xx"]
 
 [[operations]]
 include-name = "POST /api/functions"

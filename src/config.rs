@@ -71,6 +71,18 @@ pub struct ServeConfig {
     /// Longest `?wait=` of an invoke or a long poll (seconds).
     #[arg(long, env = "FAAS_INVOKE_MAX_WAIT_SECS", default_value_t = 300)]
     pub invoke_max_wait_secs: u64,
+    /// Callback URLs may name loopback, private, link-local and CGNAT addresses
+    /// (cloud-metadata addresses stay refused).
+    #[arg(long, env = "FAAS_CALLBACK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub callback_allow_private: bool,
+    /// Wait after a callback's first failed attempt (milliseconds); it doubles after
+    /// each, up to 5 minutes.
+    #[arg(long, env = "FAAS_CALLBACK_RETRY_BASE_MS", default_value_t = 1000)]
+    pub callback_retry_base_ms: u64,
+    /// This API process delivers callbacks (`false`: it only records them; another
+    /// API process of the installation delivers).
+    #[arg(long, env = "FAAS_CALLBACK_DELIVERY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub callback_delivery: bool,
     /// Default memory limit of a function (MiB).
     #[arg(long, env = "FAAS_DEFAULT_MEMORY_MB", default_value_t = 512)]
     pub default_memory_mb: u64,

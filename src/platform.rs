@@ -92,6 +92,14 @@ impl Platform {
             if let Some(at) = config.capability_addr {
                 spawn_capability_listener(at, state.clone(), &shutdown, &mut tasks).await?;
             }
+            if config.callback_delivery {
+                tasks.push(tokio::spawn(faas_api::callbacks::run(
+                    ports.store.clone(),
+                    secrets.clone(),
+                    delivery_config(&config),
+                    shutdown.clone(),
+                )));
+            }
             if ports.shared {
                 tasks.push(tokio::spawn(reconcile_forever(
                     ports.store.clone(),
@@ -410,7 +418,16 @@ fn limits(c: &ServeConfig) -> ApiLimits {
             max_functions: Some(c.quota_functions),
             max_secrets: Some(c.quota_secrets),
         },
+        callback_allow_private: c.callback_allow_private,
         ..ApiLimits::default()
+    }
+}
+
+fn delivery_config(c: &ServeConfig) -> faas_api::callbacks::DeliveryConfig {
+    faas_api::callbacks::DeliveryConfig {
+        allow_private: c.callback_allow_private,
+        retry_base: Duration::from_millis(c.callback_retry_base_ms.max(1)),
+        ..Default::default()
     }
 }
 

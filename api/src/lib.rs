@@ -7,13 +7,15 @@
 //! - [`state`]: [`state::AppState`], the ports the handlers use;
 //! - [`openapi`]: the generated OpenAPI document;
 //! - [`quotas`]: per-user limits and their checks;
-//! - [`trace`]: the W3C trace context of each request, kept on executions.
+//! - [`trace`]: the W3C trace context of each request, kept on executions;
+//! - [`callbacks`]: signed callbacks of final records (SSRF guard, deliverer).
 //!
 //! [`serve`] runs the router on a listener until a shutdown signal;
 //! [`serve_with_gateway`] does too, but answers connections that arrive on the
 //! functions' network gateway with the capability routes only.
 
 pub mod auth;
+pub mod callbacks;
 pub mod error;
 pub mod openapi;
 pub mod quotas;

@@ -19,8 +19,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ApiJson, ErrorBody};
 use crate::routes::{
-    auth, executions, functions, health, invoke, me, metrics, objects, pages, quotas, secrets,
-    users, workers,
+    auth, callback_key, executions, functions, health, invoke, me, metrics, objects, pages, quotas,
+    secrets, users, workers,
 };
 use crate::state::{ApiLimits, AppState};
 
@@ -57,7 +57,7 @@ impl Modify for BearerAuth {
         me::get, me::change_password,
         functions::create, functions::list, functions::get, functions::delete,
         executions::submit, executions::list, executions::get, executions::cancel,
-        executions::wait::events, invoke::invoke,
+        executions::wait::events, invoke::invoke, callback_key::get, callback_key::rotate,
         objects::upload, objects::download, objects::delete, objects::list, objects::capability,
         secrets::create, secrets::list, secrets::get, secrets::update, secrets::delete,
         health::healthz, health::readyz, metrics::metrics, pages::docs_page, pages::console_page, serve, workers::list,

@@ -1,6 +1,7 @@
 //! The router: every route of CONTRACT.md §3, one module per resource.
 
 pub mod auth;
+pub mod callback_key;
 pub mod executions;
 pub mod functions;
 pub mod health;
@@ -74,6 +75,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/executions/{id}/cancel", post(executions::cancel))
         .route("/api/executions/{id}/events", get(executions::events))
         .route("/api/functions/{id}/invoke", post(invoke::invoke))
+        .route("/api/callback-key", get(callback_key::get))
+        .route("/api/callback-key/rotate", post(callback_key::rotate))
         .route("/api/function-objects/{function_id}", get(objects::list))
         .route(
             "/api/function-objects/{function_id}/{name}",

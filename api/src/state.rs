@@ -35,6 +35,9 @@ pub struct ApiLimits {
     pub max_wait_secs: u64,
     /// Default per-user quotas (`0` = no limit).
     pub quotas: faas_runtime::model::Quotas,
+    /// Callback URLs may name loopback, private and link-local addresses
+    /// (FAAS_CALLBACK_ALLOW_PRIVATE; never cloud-metadata ones).
+    pub callback_allow_private: bool,
 }
 
 impl Default for ApiLimits {
@@ -51,6 +54,7 @@ impl Default for ApiLimits {
             max_memory_mb: 2048,
             max_wait_secs: 300,
             quotas: crate::quotas::defaults(),
+            callback_allow_private: false,
         }
     }
 }

@@ -1,7 +1,11 @@
 //! Domain records kept in the key-value store, and the names they are kept under.
 
+mod callback;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+pub use callback::{Callback, CallbackState};
 
 /// Current time, UTC.
 pub fn now() -> OffsetDateTime {
@@ -216,6 +220,9 @@ pub struct Execution {
     /// (`00-<trace id>-<span id>-<flags>`): the worker's log lines carry its trace id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// The signed callback of the final record, when the submit asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<Callback>,
 }
 
 impl Execution {
@@ -239,6 +246,7 @@ impl Execution {
             completed_at: None,
             duration_ms: None,
             traceparent: None,
+            callback: None,
         }
     }
 

@@ -1,7 +1,9 @@
 //! [`Store`]: typed repositories (users, functions, executions, secrets, the
-//! installation id) over any [`KvStore`]. Records are JSON; secondary indexes are extra keys
+//! installation id, callback deliveries and keys) over any [`KvStore`]. Records are JSON; secondary indexes are extra keys
 //! (`<owner>.<id>`) so that every backend only needs get/create/update/scan.
 
+mod callback_keys;
+mod callbacks;
 mod executions;
 mod grants;
 mod idempotency;
@@ -22,6 +24,8 @@ use serde::de::DeserializeOwned;
 use crate::ports::{Completions, KvStore, LocalCompletions, Scan};
 use crate::{Error, Result};
 
+pub use callback_keys::{CallbackKey, CallbackKeyRecord};
+pub use callbacks::{PendingCallback, now_ms};
 pub use executions::ExecutionFilter;
 pub use grants::{Grant, grant_key};
 pub use idempotency::{Claim, IDEMPOTENCY_TTL, IdempotencyRecord};
@@ -64,6 +68,10 @@ pub mod buckets {
     pub const INSTALLATION: &str = "installation";
     /// `<owner>.<sha256 of an Idempotency-Key>` -> the execution it made.
     pub const IDEMPOTENCY: &str = "idempotency";
+    /// Pending callback deliveries, by execution id.
+    pub const CALLBACKS: &str = "callbacks";
+    /// Per-user callback signing keys (sealed), by user id.
+    pub const CALLBACK_KEYS: &str = "callback_keys";
     /// Every bucket above.
     pub const ALL: &[&str] = &[
         USERS,
@@ -83,6 +91,8 @@ pub mod buckets {
         FUNCTION_NAMES,
         INSTALLATION,
         IDEMPOTENCY,
+        CALLBACKS,
+        CALLBACK_KEYS,
     ];
 }
 
@@ -101,6 +111,7 @@ pub struct Store {
     kv: Arc<dyn KvStore>,
     completions: Arc<dyn Completions>,
     users: Arc<user_cache::UserCache>,
+    callbacks_due: Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -111,6 +122,7 @@ impl Store {
             kv,
             completions: Arc::new(LocalCompletions::new()),
             users: Arc::default(),
+            callbacks_due: Arc::default(),
         }
     }
 
@@ -125,6 +137,12 @@ impl Store {
     /// [`Store::update_execution`] publishes the new status after its write.
     pub fn completions(&self) -> &Arc<dyn Completions> {
         &self.completions
+    }
+
+    /// Notified in this process when an execution whose callback is pending becomes
+    /// final (the deliverer then looks at once instead of at its next scan).
+    pub fn callbacks_due(&self) -> &Arc<tokio::sync::Notify> {
+        &self.callbacks_due
     }
 
     /// The underlying key-value port.

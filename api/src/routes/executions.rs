@@ -28,6 +28,28 @@ pub struct Submit {
     /// holding JSON text is also taken.
     #[schema(schema_with = input_schema)]
     pub input: Option<serde_json::Value>,
+    /// Where to POST the final record, signed (see `GET /api/callback-key`).
+    #[schema(schema_with = callback_url_schema)]
+    pub callback_url: Option<String>,
+}
+
+/// The schema of `callback_url`.
+pub(crate) fn callback_url_schema() -> utoipa::openapi::schema::Schema {
+    let schema = serde_json::json!({
+        "type": ["string", "null"],
+        "maxLength": crate::callbacks::guard::MAX_URL_BYTES,
+        "description": "An http or https URL (at most 2 KiB, no whitespace) to which the execution's \
+            final record (the JSON `GET /api/executions/{id}` answers) is POSTed when it ends, with \
+            `Content-Type: application/json`, `Faas-Execution-Id: <id>` and \
+            `Faas-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\">` keyed by \
+            the caller's key (`GET /api/callback-key`). A 2xx answer is a delivery; anything else \
+            is retried with exponential backoff (from 1 s, doubling, at most 5 min apart) for up to an \
+            hour after the execution ended. The record's `callback` shows the delivery. Loopback, \
+            private, link-local, multicast and cloud-metadata addresses are refused (400 \
+            `invalid_callback_url`; names are checked when they are resolved, at delivery) unless the \
+            operator allows private receivers (never metadata ones).",
+    });
+    serde_json::from_value(schema).unwrap_or_default()
 }
 
 /// `"<function_id>/<object name>"` of `object_inputs` (`faas_runtime::input::parse`).
@@ -85,11 +107,11 @@ pub struct ExecutionList {
     params(IdempotencyHeader),
     responses((status = 202, description = "Queued (`pending`); with an `Idempotency-Key` used before (same user, same request, within 24 h), the execution that request made, with `Idempotent-Replayed: true`", body = Execution),
         (status = 429, description = "A per-user quota is reached (`quota_exceeded`, names the quota; `Retry-After` for rates)", body = ErrorBody),
-        (status = 400, description = "Invalid input, an unknown secret, a malformed `Idempotency-Key`, or a malformed body", body = ErrorBody),
+        (status = 400, description = "Invalid input, an unknown secret, a refused `callback_url` (`invalid_callback_url`), a malformed `Idempotency-Key`, or a malformed body", body = ErrorBody),
         (status = 404, description = "No such function of the caller's", body = ErrorBody),
         (status = 409, description = "A request with the same `Idempotency-Key` is still being accepted", body = ErrorBody),
         (status = 413, description = "The input is larger than the operator's limit", body = ErrorBody),
-        (status = 422, description = "The `Idempotency-Key` was used with a different request (`idempotency_mismatch`)", body = ErrorBody),
+        (status = 422, description = "The `Idempotency-Key` was used with a different request (`idempotency_mismatch`; the request includes `callback_url`)", body = ErrorBody),
         (status = 503, description = "The queue is full or a backend is unavailable", body = ErrorBody)))]
 pub async fn submit(
     State(state): State<AppState>,
@@ -99,7 +121,14 @@ pub async fn submit(
     ApiJson(body): ApiJson<Submit>,
 ) -> ApiResult<Response> {
     let key = idempotency_key(&headers)?;
-    let mut exec = prepare(&state, &caller, &body.function_id, body.input).await?;
+    let mut exec = prepare(
+        &state,
+        &caller,
+        &body.function_id,
+        body.input,
+        body.callback_url,
+    )
+    .await?;
     exec.traceparent = trace.map(|Extension(t)| t.header());
     let started = start(&state, &caller, exec, key.as_deref()).await?;
     if !started.replayed {

@@ -23,6 +23,9 @@ pub struct Invoke {
     /// The input, as in a submission.
     #[schema(schema_with = super::executions::input_schema)]
     pub input: Option<serde_json::Value>,
+    /// Where to POST the final record, signed, as in a submission.
+    #[schema(schema_with = super::executions::callback_url_schema)]
+    pub callback_url: Option<String>,
 }
 
 /// Runs one of the caller's functions and answers with its final record when it
@@ -34,7 +37,7 @@ pub struct Invoke {
     responses((status = 200, description = "The execution ended within the wait: its final record (`completed`, `failed`, `timed_out` or `cancelled`)", body = Execution),
         (status = 202, description = "Still pending or running when the wait ended: the record so far; `Location: /api/executions/{id}`. With an `Idempotency-Key` used before, `Idempotent-Replayed: true`", body = Execution),
         (status = 429, description = "A per-user quota is reached (`quota_exceeded`, names the quota; `Retry-After` for rates)", body = ErrorBody),
-        (status = 400, description = "Invalid input or `wait`, an unknown secret, a malformed `Idempotency-Key`, or a malformed body", body = ErrorBody),
+        (status = 400, description = "Invalid input or `wait`, an unknown secret, a refused `callback_url` (`invalid_callback_url`), a malformed `Idempotency-Key`, or a malformed body", body = ErrorBody),
         (status = 404, description = "No such function of the caller's", body = ErrorBody),
         (status = 409, description = "A request with the same `Idempotency-Key` is still being accepted", body = ErrorBody),
         (status = 413, description = "The input is larger than the operator's limit", body = ErrorBody),
@@ -51,7 +54,7 @@ pub async fn invoke(
 ) -> ApiResult<Response> {
     let wait = q.duration(&state, DEFAULT_WAIT_SECS)?;
     let key = idempotency_key(&headers)?;
-    let mut exec = prepare(&state, &caller, &function_id, body.input).await?;
+    let mut exec = prepare(&state, &caller, &function_id, body.input, body.callback_url).await?;
     exec.traceparent = trace.map(|Extension(t)| t.header());
     let started = start(&state, &caller, exec, key.as_deref()).await?;
     let exec = wait::until_final(&state, &caller.id, &started.exec.id, wait).await?;

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::records::page;
 use super::spill::{self, StoredExecution};
 use super::{Page, Store, buckets as b, owner_key};
-use crate::model::{Execution, ExecutionStatus, ExecutionSummary};
+use crate::model::{CallbackState, Execution, ExecutionStatus, ExecutionSummary};
 use crate::ports::{KvWrite, Scan, WorkQueue};
 use crate::{Error, Result};
 
@@ -61,6 +61,9 @@ impl Store {
                 Bytes::new(),
             ),
         ];
+        // The delivery entry before the record: a deliverer keeps an entry whose
+        // record is not there yet (see `PendingCallback::created_ms`).
+        writes.extend(Store::callback_write(e)?);
         writes.extend(chunks);
         let at = writes.len();
         writes.push(KvWrite::create(
@@ -147,6 +150,12 @@ impl Store {
             }
         };
         if e.status.is_final() {
+            if e.callback
+                .as_ref()
+                .is_some_and(|c| c.state == CallbackState::Pending)
+            {
+                self.callbacks_due().notify_one();
+            }
             let dropped = self.drop_active(e).await;
             self.completions.publish(&e.id, e.status).await;
             dropped?;
@@ -178,6 +187,7 @@ impl Store {
             .delete(b::EXECUTIONS_BY_OWNER, &owner_key(&e.owner_id, &e.id))
             .await?;
         self.kv().delete(b::EXECUTIONS, &e.id).await?;
+        self.remove_callback_entry(&e.id).await?;
         for key in stored
             .spill
             .as_ref()

@@ -6,11 +6,12 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use faas_runtime::input::{normalize, parse_value};
-use faas_runtime::model::Execution;
+use faas_runtime::model::{Callback, Execution};
 use faas_runtime::store::{Claim, IdempotencyRecord};
 use sha2::{Digest, Sha256};
 
 use crate::auth::Caller;
+use crate::callbacks::guard;
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::state::AppState;
 
@@ -66,14 +67,19 @@ pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     Ok(Some(text.to_string()))
 }
 
-/// A pending execution of the caller's `function_id` with a validated `input`
-/// (not yet recorded nor counted against quotas).
+/// A pending execution of the caller's `function_id` with a validated `input` and
+/// `callback_url` (not yet recorded nor counted against quotas).
 pub async fn prepare(
     state: &AppState,
     caller: &Caller,
     function_id: &str,
     input: Option<serde_json::Value>,
+    callback_url: Option<String>,
 ) -> ApiResult<Execution> {
+    let callback = match callback_url {
+        Some(url) => Some(pending_callback(state, &url)?),
+        None => None,
+    };
     let function = super::super::functions::owned(state, caller, function_id).await?;
     let input = input.unwrap_or_else(|| serde_json::json!({}));
     // Parsed once: the body's JSON value (and a string input's text, once) is read
@@ -97,7 +103,21 @@ pub async fn prepare(
             ));
         }
     }
-    Ok(Execution::pending(&function, text))
+    let mut exec = Execution::pending(&function, text);
+    exec.callback = callback;
+    Ok(exec)
+}
+
+/// The pending callback of a submit, once its URL passes [`guard::check_url`]
+/// (400 `invalid_callback_url` otherwise). No name is resolved here.
+fn pending_callback(state: &AppState, url: &str) -> ApiResult<Callback> {
+    match guard::check_url(url, state.limits.callback_allow_private) {
+        Ok(url) => Ok(Callback::pending(url.to_string())),
+        Err(why) => Err(ApiError::bad_request(
+            "invalid_callback_url",
+            format!("callback_url {why}"),
+        )),
+    }
 }
 
 /// Records and queues `exec` (quotas checked), or with `key` returns the
@@ -179,12 +199,17 @@ async fn admit_keyed(
     admitted
 }
 
-/// Hash of what a request asks for: the function and the normalized input.
+/// Hash of what a request asks for: the function, the normalized input and the
+/// callback URL (when there is one: hashes of requests without stay as they were).
 fn request_hash(exec: &Execution) -> String {
     let mut h = Sha256::new();
     h.update(exec.function_id.as_bytes());
     h.update([0]);
     h.update(exec.input.as_bytes());
+    if let Some(cb) = &exec.callback {
+        h.update([0]);
+        h.update(cb.url.as_bytes());
+    }
     hex::encode(h.finalize())
 }
 
