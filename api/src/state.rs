@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use faas_runtime::model::RuntimeKind;
-use faas_runtime::ports::{Executor, ObjectStore, WorkQueue};
+use faas_runtime::ports::{Executor, HttpHandler, ObjectStore, WorkQueue};
 use faas_runtime::sealing::SecretBox;
 use faas_runtime::store::Store;
 
@@ -35,6 +35,16 @@ pub struct ApiLimits {
     pub max_wait_secs: u64,
     /// Default per-user quotas (`0` = no limit).
     pub quotas: faas_runtime::model::Quotas,
+    /// Largest request body of a function's HTTP endpoint.
+    pub http_max_body_bytes: u64,
+    /// HTTP requests to functions served at once, all functions together.
+    pub http_max_concurrent: usize,
+    /// HTTP requests one function serves at once.
+    pub http_max_concurrent_per_function: usize,
+    /// Longest pause within a streamed request or response body (seconds).
+    pub http_idle_timeout_secs: u64,
+    /// stdout and stderr cap of a function answering over HTTP.
+    pub http_output_cap_bytes: usize,
 }
 
 impl Default for ApiLimits {
@@ -51,6 +61,11 @@ impl Default for ApiLimits {
             max_memory_mb: 2048,
             max_wait_secs: 300,
             quotas: crate::quotas::defaults(),
+            http_max_body_bytes: 32 * 1024 * 1024,
+            http_max_concurrent: 64,
+            http_max_concurrent_per_function: 16,
+            http_idle_timeout_secs: 30,
+            http_output_cap_bytes: 1024 * 1024,
         }
     }
 }
@@ -74,6 +89,10 @@ pub struct AppState {
     pub limits: Arc<ApiLimits>,
     /// Quota counters of this process.
     pub meter: Arc<crate::quotas::Meter>,
+    /// Serves functions that are HTTP handlers (`wasi:http/proxy` components).
+    pub http: Option<Arc<dyn HttpHandler>>,
+    /// Concurrency slots of the functions' HTTP endpoints.
+    pub slots: Arc<crate::routes::endpoint::Slots>,
 }
 
 impl AppState {
@@ -87,6 +106,10 @@ impl AppState {
         secrets: SecretBox,
         limits: ApiLimits,
     ) -> Self {
+        let slots = crate::routes::endpoint::Slots::new(
+            limits.http_max_concurrent,
+            limits.http_max_concurrent_per_function,
+        );
         AppState {
             store,
             queue,
@@ -96,6 +119,14 @@ impl AppState {
             secrets,
             limits: Arc::new(limits),
             meter: Arc::new(crate::quotas::Meter::default()),
+            http: None,
+            slots: Arc::new(slots),
         }
+    }
+
+    /// The same state serving HTTP handler functions with `handler`.
+    pub fn with_http_handler(mut self, handler: Arc<dyn HttpHandler>) -> Self {
+        self.http = Some(handler);
+        self
     }
 }

@@ -1,9 +1,11 @@
 //! [`Store`]: typed repositories (users, functions, executions, secrets, the
-//! installation id) over any [`KvStore`]. Records are JSON; secondary indexes are extra keys
-//! (`<owner>.<id>`) so that every backend only needs get/create/update/scan.
+//! installation id, the HTTP settings and keys of functions) over any [`KvStore`].
+//! Records are JSON; secondary indexes are extra keys (`<owner>.<id>`) so that every
+//! backend only needs get/create/update/scan.
 
 mod executions;
 mod grants;
+mod http;
 mod idempotency;
 mod installation;
 pub mod migrate;
@@ -23,6 +25,7 @@ use crate::{Error, Result};
 
 pub use executions::ExecutionFilter;
 pub use grants::{Grant, grant_key};
+pub use http::MAX_HTTP_KEYS;
 pub use idempotency::{Claim, IDEMPOTENCY_TTL, IdempotencyRecord};
 pub use user_cache::USER_TTL;
 
@@ -63,6 +66,10 @@ pub mod buckets {
     pub const INSTALLATION: &str = "installation";
     /// `<owner>.<sha256 of an Idempotency-Key>` -> the execution it made.
     pub const IDEMPOTENCY: &str = "idempotency";
+    /// Function id -> its HTTP settings.
+    pub const HTTP_SETTINGS: &str = "http_settings";
+    /// `<function id>.<key id>` -> an access key of the function's endpoint (hashed).
+    pub const HTTP_KEYS: &str = "http_keys";
     /// Every bucket above.
     pub const ALL: &[&str] = &[
         USERS,
@@ -82,6 +89,8 @@ pub mod buckets {
         FUNCTION_NAMES,
         INSTALLATION,
         IDEMPOTENCY,
+        HTTP_SETTINGS,
+        HTTP_KEYS,
     ];
 }
 
