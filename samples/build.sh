@@ -96,8 +96,10 @@ build_small() {
     build_rust summarize wasm32-wasip1 rust-summarize.wasm rust-summarize.wasm
     if ensure_rust_target wasm32-wasip2; then
         build_rust hello-component wasm32-wasip2 rust_hello_component.wasm rust-hello-component.wasm
+        build_rust http-hello wasm32-wasip2 rust_http_hello.wasm rust-http-hello.wasm
+        build_rust http-api wasm32-wasip2 rust_http_api.wasm rust-http-api.wasm
     else
-        log "warning: no wasm32-wasip2 target; skipping rust-hello-component.wasm"
+        log "warning: no wasm32-wasip2 target; skipping the wasm32-wasip2 components"
     fi
 }
 

@@ -92,6 +92,24 @@ pub struct ServeConfig {
     /// stdout and stderr cap per execution (bytes).
     #[arg(long, env = "FAAS_OUTPUT_CAP_BYTES", default_value_t = 1024 * 1024)]
     pub output_cap_bytes: usize,
+    /// Largest request body of a function's HTTP endpoint, /fn/... (bytes); more is 413.
+    #[arg(long, env = "FAAS_HTTP_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub http_max_body_bytes: u64,
+    /// HTTP requests to functions served at once by this process; more answer 429. Each
+    /// takes a slot of the wasm instance pool (besides two per concurrent execution).
+    #[arg(long, env = "FAAS_HTTP_MAX_CONCURRENT", default_value_t = 64)]
+    pub http_max_concurrent: usize,
+    /// HTTP requests one function serves at once in this process; more answer 429.
+    #[arg(
+        long,
+        env = "FAAS_HTTP_MAX_CONCURRENT_PER_FUNCTION",
+        default_value_t = 16
+    )]
+    pub http_max_concurrent_per_function: usize,
+    /// Seconds a request or response body of a function's HTTP endpoint may stall
+    /// before the exchange is cut.
+    #[arg(long, env = "FAAS_HTTP_IDLE_TIMEOUT_SECS", default_value_t = 30)]
+    pub http_idle_timeout_secs: u64,
     /// Largest object upload (bytes).
     #[arg(long, env = "FAAS_MAX_OBJECT_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub max_object_bytes: u64,

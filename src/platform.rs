@@ -11,7 +11,7 @@ use faas_api::routes::auth::{create_user, validate_password, validate_username};
 use faas_api::{ApiLimits, AppState};
 use faas_executors::wasmtime::{WasmtimeConfig, WasmtimeExecutor};
 use faas_runtime::model::Role;
-use faas_runtime::ports::Executor;
+use faas_runtime::ports::{Executor, HttpHandler};
 use faas_runtime::store::Store;
 use faas_runtime::worker::reconcile::reconcile_forever;
 use faas_runtime::worker::{Worker, WorkerConfig};
@@ -79,7 +79,8 @@ impl Platform {
         // Served by the roles' own listener unless it has one of its own.
         let inline_metrics = metrics.filter(|_| config.metrics_addr.is_none());
         if roles != Roles::Worker {
-            let mut state = api_state(&config, &ports, executors.all.clone(), secrets.clone())?;
+            let mut state = api_state(&config, &ports, executors.all.clone(), secrets.clone())?
+                .with_http_handler(executors.http.clone());
             if let Some(render) = inline_metrics.clone() {
                 state = state.with_metrics(render);
             }
@@ -373,6 +374,8 @@ fn api_state(
 /// The executors of a process: Wasmtime always, Docker when configured and reachable.
 struct Executors {
     all: Vec<Arc<dyn Executor>>,
+    /// Serves `wasi:http/proxy` functions (the Wasmtime executor).
+    http: Arc<dyn HttpHandler>,
     docker: Option<Arc<faas_executors::docker::DockerExecutor>>,
 }
 
@@ -385,7 +388,9 @@ async fn executors(
     let wasm = WasmtimeExecutor::new(
         WasmtimeConfig {
             cache_dir: config.data_dir.join("compiled"),
-            max_instances: (config.max_concurrent as u32).max(1) * 2,
+            // Executions (twice: a draining attempt and its successor) and HTTP requests.
+            max_instances: (config.max_concurrent as u32).max(1) * 2
+                + config.http_max_concurrent.min(u32::MAX as usize / 4) as u32,
             max_memory_mb: config.max_memory_mb,
             tmp_cap_bytes: config.tmp_cap_bytes,
             max_compiles: config.wasm_max_compiles,
@@ -394,12 +399,14 @@ async fn executors(
         },
         objects.clone(),
     )?;
-    let mut all: Vec<Arc<dyn Executor>> = vec![Arc::new(wasm)];
+    let wasm = Arc::new(wasm);
+    let http: Arc<dyn HttpHandler> = wasm.clone();
+    let mut all: Vec<Arc<dyn Executor>> = vec![wasm];
     let docker = crate::docker::connect(config, &ports.store, worker_id).await?;
     if let Some(d) = &docker {
         all.push(d.clone());
     }
-    Ok(Executors { all, docker })
+    Ok(Executors { all, docker, http })
 }
 
 fn limits(c: &ServeConfig) -> ApiLimits {
@@ -411,6 +418,11 @@ fn limits(c: &ServeConfig) -> ApiLimits {
         default_memory_mb: c.default_memory_mb.min(c.max_memory_mb),
         max_memory_mb: c.max_memory_mb,
         max_wait_secs: c.invoke_max_wait_secs,
+        http_max_body_bytes: c.http_max_body_bytes,
+        http_max_concurrent: c.http_max_concurrent,
+        http_max_concurrent_per_function: c.http_max_concurrent_per_function,
+        http_idle_timeout_secs: c.http_idle_timeout_secs,
+        http_output_cap_bytes: c.output_cap_bytes,
         quotas: faas_runtime::model::Quotas {
             max_active_executions: Some(c.quota_active_executions),
             submissions_per_minute: Some(c.quota_submissions_per_minute),

@@ -19,8 +19,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::{ApiJson, ErrorBody};
 use crate::routes::{
-    auth, callback_key, executions, functions, health, invoke, me, metrics, objects, pages, quotas,
-    secrets, users, workers,
+    auth, callback_key, endpoint, executions, functions, health, http_settings, invoke, me,
+    metrics, objects, pages, quotas, secrets, users, workers,
 };
 use crate::state::{ApiLimits, AppState};
 
@@ -61,6 +61,8 @@ impl Modify for BearerAuth {
         objects::upload, objects::download, objects::delete, objects::list, objects::capability,
         secrets::create, secrets::list, secrets::get, secrets::update, secrets::delete,
         health::healthz, health::readyz, metrics::metrics, pages::docs_page, pages::console_page, serve, workers::list,
+        http_settings::get, http_settings::put, http_settings::create_key,
+        http_settings::list_keys, http_settings::delete_key, endpoint::call, endpoint::call_rest,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth, &CommonErrors)

@@ -2,9 +2,11 @@
 
 pub mod auth;
 pub mod callback_key;
+pub mod endpoint;
 pub mod executions;
 pub mod functions;
 pub mod health;
+pub mod http_settings;
 pub mod invoke;
 pub mod me;
 pub mod metrics;
@@ -18,7 +20,7 @@ pub mod workers;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post, put};
+use axum::routing::{any, delete, get, post, put};
 use time::OffsetDateTime;
 
 use crate::error::{ApiError, ApiResult};
@@ -77,6 +79,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/functions/{id}/invoke", post(invoke::invoke))
         .route("/api/callback-key", get(callback_key::get))
         .route("/api/callback-key/rotate", post(callback_key::rotate))
+        .route(
+            "/api/functions/{id}/http",
+            get(http_settings::get).put(http_settings::put),
+        )
+        .route(
+            "/api/functions/{id}/keys",
+            get(http_settings::list_keys).post(http_settings::create_key),
+        )
+        .route(
+            "/api/functions/{id}/keys/{key_id}",
+            delete(http_settings::delete_key),
+        )
         .route("/api/function-objects/{function_id}", get(objects::list))
         .route(
             "/api/function-objects/{function_id}/{name}",
@@ -117,7 +131,23 @@ pub fn router(state: AppState) -> Router {
         .layer(json_limit)
         .layer(axum::middleware::from_fn(metrics::meter))
         .layer(axum::middleware::from_fn(crate::error::json_errors))
+        .merge(endpoint_router())
         .with_state(state)
+}
+
+/// The functions' endpoints: no token, no body limit of the API (the endpoint
+/// streams with its own cap), and the guest's own error answers passed on as they
+/// are (outside the JSON error middleware).
+fn endpoint_router() -> Router<AppState> {
+    Router::new()
+        .route("/fn/{username}/{function}", any(endpoint::call))
+        // `{*rest}` does not match an empty rest: the guest sees `/` here.
+        .route("/fn/{username}/{function}/", any(endpoint::call_rest))
+        .route(
+            "/fn/{username}/{function}/{*rest}",
+            any(endpoint::call_rest),
+        )
+        .layer(DefaultBodyLimit::disable())
 }
 
 /// Only the capability route (`/api/exec-objects/...`) and `/healthz`: what function

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use faas_runtime::model::RuntimeKind;
-use faas_runtime::ports::{Executor, ObjectStore, WorkQueue};
+use faas_runtime::ports::{Executor, HttpHandler, ObjectStore, WorkQueue};
 use faas_runtime::sealing::SecretBox;
 use faas_runtime::store::Store;
 
@@ -38,6 +38,16 @@ pub struct ApiLimits {
     /// Callback URLs may name loopback, private and link-local addresses
     /// (FAAS_CALLBACK_ALLOW_PRIVATE; never cloud-metadata ones).
     pub callback_allow_private: bool,
+    /// Largest request body of a function's HTTP endpoint.
+    pub http_max_body_bytes: u64,
+    /// HTTP requests to functions served at once, all functions together.
+    pub http_max_concurrent: usize,
+    /// HTTP requests one function serves at once.
+    pub http_max_concurrent_per_function: usize,
+    /// Longest pause within a streamed request or response body (seconds).
+    pub http_idle_timeout_secs: u64,
+    /// stdout and stderr cap of a function answering over HTTP.
+    pub http_output_cap_bytes: usize,
 }
 
 impl Default for ApiLimits {
@@ -55,6 +65,11 @@ impl Default for ApiLimits {
             max_wait_secs: 300,
             quotas: crate::quotas::defaults(),
             callback_allow_private: false,
+            http_max_body_bytes: 32 * 1024 * 1024,
+            http_max_concurrent: 64,
+            http_max_concurrent_per_function: 16,
+            http_idle_timeout_secs: 30,
+            http_output_cap_bytes: 1024 * 1024,
         }
     }
 }
@@ -80,6 +95,10 @@ pub struct AppState {
     pub meter: Arc<crate::quotas::Meter>,
     /// Renders `GET /metrics`; `None` when this listener does not serve them.
     pub metrics: Option<crate::routes::metrics::RenderMetrics>,
+    /// Serves functions that are HTTP handlers (`wasi:http/proxy` components).
+    pub http: Option<Arc<dyn HttpHandler>>,
+    /// Concurrency slots of the functions' HTTP endpoints.
+    pub slots: Arc<crate::routes::endpoint::Slots>,
 }
 
 impl AppState {
@@ -93,6 +112,10 @@ impl AppState {
         secrets: SecretBox,
         limits: ApiLimits,
     ) -> Self {
+        let slots = crate::routes::endpoint::Slots::new(
+            limits.http_max_concurrent,
+            limits.http_max_concurrent_per_function,
+        );
         AppState {
             store,
             queue,
@@ -103,12 +126,20 @@ impl AppState {
             limits: Arc::new(limits),
             meter: Arc::new(crate::quotas::Meter::default()),
             metrics: None,
+            http: None,
+            slots: Arc::new(slots),
         }
     }
 
     /// The same state serving `GET /metrics` with `render`.
     pub fn with_metrics(mut self, render: crate::routes::metrics::RenderMetrics) -> Self {
         self.metrics = Some(render);
+        self
+    }
+
+    /// The same state serving HTTP handler functions with `handler`.
+    pub fn with_http_handler(mut self, handler: Arc<dyn HttpHandler>) -> Self {
+        self.http = Some(handler);
         self
     }
 }

@@ -11,6 +11,7 @@
 //! - `sandbox`: argv/env/stdin, `/tmp`, `/objects`, no network; `scratch`: fresh
 //!   `/tmp` directories made ahead and removed behind; `pipe`: capped
 //!   stdout/stderr; `limits`: the memory limiter; `run`: one execution;
+//! - `proxy`: `wasi:http/proxy` components, one fresh store per HTTP request;
 //! - `bindings` (the `bindgen!` output of `wit/function.wit`) and `objects` (its
 //!   `objects` import); `state`: what a store holds.
 //!
@@ -47,6 +48,7 @@ mod link;
 mod memory;
 mod objects;
 mod pipe;
+mod proxy;
 mod run;
 mod sandbox;
 mod scratch;
@@ -58,7 +60,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use faas_runtime::model::{Function, RuntimeKind};
-use faas_runtime::ports::{ExecutionRequest, Executor, ObjectStore, RawOutcome};
+use faas_runtime::ports::{
+    ExecutionRequest, Executor, HttpHandler, HttpOutcome, HttpRequest, ObjectStore, RawOutcome,
+};
 use faas_runtime::{Error, Result};
 use wasmtime::Engine;
 use wasmtime_wasi::p2::bindings::CommandPre;
@@ -110,6 +114,8 @@ pub(crate) enum Entry {
     Command(CommandPre<ComponentState>),
     /// A `faas:function` component.
     Function(FunctionPre<ComponentState>),
+    /// A `wasi:http/proxy` component (served per HTTP request only).
+    Proxy(wasmtime_wasi_http::p2::bindings::ProxyPre<proxy::HttpState>),
 }
 
 /// What every execution shares.
@@ -208,5 +214,22 @@ impl Executor for WasmtimeExecutor {
         if let Ok(sha256) = module_sha256(function) {
             self.artifacts.forget(sha256).await;
         }
+    }
+}
+
+#[async_trait]
+impl HttpHandler for WasmtimeExecutor {
+    async fn handles(&self, function: &Function) -> Result<bool> {
+        if function.runtime != RuntimeKind::Wasm {
+            return Ok(false);
+        }
+        let prepared = self.artifacts.get(module_sha256(function)?, None).await?;
+        Ok(matches!(prepared.entry, Entry::Proxy(_)))
+    }
+
+    async fn handle(&self, request: HttpRequest) -> Result<HttpOutcome> {
+        let sha256 = module_sha256(&request.function)?;
+        let prepared = self.artifacts.get(sha256, None).await?;
+        proxy::serve(&self.shared, prepared, request).await
     }
 }

@@ -1,9 +1,10 @@
 //! `faas-runtime`: the core of the FaaS platform, free of HTTP, Wasmtime and Docker.
 //!
+//! - [`adapter`]: how functions that are not HTTP handlers answer HTTP requests;
 //! - [`autoscaler`]: scaling decisions and the loop that applies them;
 //! - [`model`]: domain records (users, functions, executions, secrets, objects);
 //! - [`ports`]: the traits backends implement (key-value state, work queue, object
-//!   store, executor);
+//!   store, executor, HTTP handler);
 //! - [`embedded`]: the default backend of every storage port (SQLite + files);
 //! - [`nats`]: the NATS JetStream backend of every storage port;
 //! - [`store`]: typed repositories over the key-value port;
@@ -15,6 +16,7 @@
 //! - [`conformance`]: the test suites every backend of a port must pass;
 //! - [`error`]: the typed error every port returns.
 
+pub mod adapter;
 pub mod autoscaler;
 pub mod conformance;
 pub mod embedded;

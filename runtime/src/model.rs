@@ -1,4 +1,9 @@
-//! Domain records kept in the key-value store, and the names they are kept under.
+//! Domain records kept in the key-value store, and the names they are kept under;
+//! [`http`] has those of functions served over HTTP.
+
+pub mod http;
+
+pub use http::{HttpAccess, HttpKey, HttpSettings};
 
 mod callback;
 

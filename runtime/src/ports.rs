@@ -1,13 +1,15 @@
 //! The ports (traits) through which the platform reaches its state, its queue, its
-//! object store and its executors. Backends implement them: [`crate::embedded`]
+//! object store, its executors and its HTTP handlers. Backends implement them: [`crate::embedded`]
 //! (SQLite + files) and [`crate::nats`] (NATS JetStream).
 
 pub mod completions;
 pub mod executor;
+pub mod http;
 pub mod kv;
 pub mod objects;
 pub mod queue;
 
+pub use self::http::{HttpHandler, HttpOutcome, HttpRequest, HttpResponse};
 pub use completions::{Changes, Completions, LocalCompletions};
 pub use executor::{ExecutionRequest, Executor, ObjectGrant, RawOutcome, Termination, by_kind};
 pub use kv::{Entry, KvStore, KvWrite, Scan};

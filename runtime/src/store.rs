@@ -1,11 +1,14 @@
 //! [`Store`]: typed repositories (users, functions, executions, secrets, the
-//! installation id, callback deliveries and keys) over any [`KvStore`]. Records are JSON; secondary indexes are extra keys
-//! (`<owner>.<id>`) so that every backend only needs get/create/update/scan.
+//! installation id, callback deliveries and keys, the HTTP settings and keys of
+//! functions, worker presence) over any [`KvStore`].
+//! Records are JSON; secondary indexes are extra keys (`<owner>.<id>`) so that every
+//! backend only needs get/create/update/scan.
 
 mod callback_keys;
 mod callbacks;
 mod executions;
 mod grants;
+mod http;
 mod idempotency;
 mod installation;
 pub mod migrate;
@@ -28,6 +31,7 @@ pub use callback_keys::{CallbackKey, CallbackKeyRecord};
 pub use callbacks::{PendingCallback, now_ms};
 pub use executions::ExecutionFilter;
 pub use grants::{Grant, grant_key};
+pub use http::MAX_HTTP_KEYS;
 pub use idempotency::{Claim, IDEMPOTENCY_TTL, IdempotencyRecord};
 pub use user_cache::USER_TTL;
 
@@ -72,6 +76,10 @@ pub mod buckets {
     pub const CALLBACKS: &str = "callbacks";
     /// Per-user callback signing keys (sealed), by user id.
     pub const CALLBACK_KEYS: &str = "callback_keys";
+    /// Function id -> its HTTP settings.
+    pub const HTTP_SETTINGS: &str = "http_settings";
+    /// `<function id>.<key id>` -> an access key of the function's endpoint (hashed).
+    pub const HTTP_KEYS: &str = "http_keys";
     /// Every bucket above.
     pub const ALL: &[&str] = &[
         USERS,
@@ -93,6 +101,8 @@ pub mod buckets {
         IDEMPOTENCY,
         CALLBACKS,
         CALLBACK_KEYS,
+        HTTP_SETTINGS,
+        HTTP_KEYS,
     ];
 }
 

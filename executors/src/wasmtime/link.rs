@@ -1,5 +1,7 @@
-//! The two linkers, built once per engine: WASI preview1 for core modules; WASI
-//! preview2 plus the `faas:function/objects` import for components. Linking a
+//! The linkers, built once per engine: WASI preview1 for core modules; WASI
+//! preview2 plus the `faas:function/objects` import for components; WASI preview2
+//! plus `wasi:http` for `wasi:http/proxy` components (those exporting
+//! `wasi:http/incoming-handler`). Linking a
 //! compiled artifact yields its [`Prepared`] form (an `InstancePre`), or
 //! `Error::Invalid` saying which import or export is wrong.
 
@@ -10,6 +12,7 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::artifacts::{Compiled, describe};
 use super::bindings::{FunctionPre, faas};
+use super::proxy::HttpState;
 use super::state::{ComponentState, ModuleState};
 use super::{Entry, Prepared};
 
@@ -17,6 +20,7 @@ use super::{Entry, Prepared};
 pub(crate) struct Linkers {
     module: wasmtime::Linker<ModuleState>,
     component: wasmtime::component::Linker<ComponentState>,
+    proxy: wasmtime::component::Linker<HttpState>,
 }
 
 impl Linkers {
@@ -32,7 +36,14 @@ impl Linkers {
         wasmtime_wasi::p2::add_to_linker_async(&mut component).map_err(broken)?;
         faas::function::objects::add_to_linker::<_, HasSelf<ComponentState>>(&mut component, |s| s)
             .map_err(broken)?;
-        Ok(Linkers { module, component })
+        let mut proxy = wasmtime::component::Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut proxy).map_err(broken)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut proxy).map_err(broken)?;
+        Ok(Linkers {
+            module,
+            component,
+            proxy,
+        })
     }
 
     /// Resolves the imports of `compiled` and checks its entry point.
@@ -64,6 +75,18 @@ impl Linkers {
                     filesystem,
                 })
             }
+            Compiled::Component(component) if is_proxy(&component, self.proxy.engine()) => {
+                let pre = self
+                    .proxy
+                    .instantiate_pre(&component)
+                    .map_err(|e| invalid("unsupported imports", e))?;
+                let pre = wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre)
+                    .map_err(|e| invalid("not a wasi:http/proxy component", e))?;
+                Ok(Prepared {
+                    entry: Entry::Proxy(pre),
+                    filesystem: false,
+                })
+            }
             Compiled::Component(component) => {
                 let pre = self
                     .component
@@ -90,6 +113,14 @@ impl Linkers {
             }
         }
     }
+}
+
+/// True for a component exporting `wasi:http/incoming-handler` (any 0.2 version).
+fn is_proxy(component: &wasmtime::component::Component, engine: &Engine) -> bool {
+    component
+        .component_type()
+        .exports(engine)
+        .any(|(name, _)| name.starts_with("wasi:http/incoming-handler@0.2"))
 }
 
 #[cfg(test)]

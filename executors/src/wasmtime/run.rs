@@ -123,7 +123,7 @@ fn tmp_limit(cap: u64) -> String {
 
 /// A fresh store with its limiter and its deadline: the epoch callback yields to
 /// tokio every tick and interrupts the guest once the deadline has passed.
-fn new_store<T: Send + 'static>(
+pub(crate) fn new_store<T: Send + 'static>(
     engine: &Engine,
     data: T,
     limiter: fn(&mut T) -> &mut Limiter,
@@ -148,6 +148,12 @@ impl Guest<'_> {
             Entry::Module(pre) => self.module(pre).await,
             Entry::Command(pre) => self.command(pre).await,
             Entry::Function(pre) => self.function(pre).await,
+            Entry::Proxy(_) => Ok(Ended::Guest {
+                result: Err(wasmtime::format_err!(
+                    "this function is a wasi:http/proxy component: call it over HTTP at /fn/<username>/<function>"
+                )),
+                denied: false,
+            }),
         }
     }
 
@@ -220,7 +226,7 @@ impl Guest<'_> {
 
 /// A full instance pool is the platform's fault (retry later); anything else
 /// (a start function trapping, a memory over the limit) is the guest's.
-fn instantiation_error(e: wasmtime::Error) -> Result<wasmtime::Error> {
+pub(crate) fn instantiation_error(e: wasmtime::Error) -> Result<wasmtime::Error> {
     let pool_full = e
         .chain()
         .any(|c| c.downcast_ref::<PoolConcurrencyLimitError>().is_some());

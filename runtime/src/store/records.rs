@@ -67,9 +67,10 @@ impl Store {
         Ok(page(&mut items, limit, |f| f.id.clone()))
     }
 
-    /// Deletes a function record and its index entries.
+    /// Deletes a function record, its index entries, its HTTP settings and keys.
     pub async fn delete_function(&self, f: &Function) -> Result<()> {
         self.kv().delete(b::FUNCTIONS, &f.id).await?;
+        self.delete_http_of(&f.id).await?;
         self.kv()
             .delete(b::FUNCTIONS_BY_OWNER, &owner_key(&f.owner_id, &f.id))
             .await?;

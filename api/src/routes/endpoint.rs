@@ -1,0 +1,350 @@
+//! `ANY /fn/{username}/{function}` and `ANY /fn/{username}/{function}/{*rest}`:
+//! functions as HTTP endpoints, served synchronously without the queue.
+//!
+//! A function is found by its owner's username and its name (both in any letter
+//! case); one that is not enabled for HTTP answers the same 404 as one that does
+//! not exist. `key` access wants `Authorization: Bearer <key>` (401 otherwise),
+//! and the header never reaches the guest. The guest sees the path after the
+//! function's prefix (`/{rest}` and the query) plus `x-faas-function`,
+//! `x-faas-full-url` and `x-forwarded-for`.
+//!
+//! A `wasi:http/proxy` component handles the request itself through the
+//! [`HttpHandler`] port, both bodies streamed; every other function runs through
+//! its executor with the request as its INPUT ([`faas_runtime::adapter`]).
+//!
+//! - [`body`]: the body cap and the idle timeout of both bodies;
+//! - [`slots`]: the global and per-function concurrency limits (429 when full).
+
+pub mod body;
+pub mod slots;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use faas_runtime::model::{Function, HttpAccess, new_id, validate_name};
+use faas_runtime::outcome::{Limits, classify};
+use faas_runtime::ports::{ByteStream, ExecutionRequest, HttpHandler, HttpOutcome, HttpRequest};
+use futures::{StreamExt, TryStreamExt};
+
+pub use slots::{Slot, Slots};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::state::AppState;
+
+/// Serves a request to the root of a function's endpoint.
+#[utoipa::path(method(get, post, put, delete, patch), path = "/fn/{username}/{function}", tag = "endpoints",
+    params(("username" = String, Path, description = "The owner's username (any letter case)"),
+        ("function" = String, Path, description = "The function's name (any letter case)")),
+    request_body(content = Vec<u8>, content_type = "*/*", description = "Passed to the function, streamed"),
+    responses((status = 200, description = "The function's response: a wasi:http component sets status, headers and body; other functions answer 200 with their stdout, or what an `http_response` result says"),
+        (status = 401, description = "The function wants a key: none or a wrong one was presented (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such user or function, or the function is not enabled for HTTP (`not_found`)", body = ErrorBody),
+        (status = 413, description = "The body is larger than FAAS_HTTP_MAX_BODY_BYTES", body = ErrorBody),
+        (status = 429, description = "The function or the platform serves as many requests as allowed (`too_many_requests`, `Retry-After`)", body = ErrorBody),
+        (status = 500, description = "The function failed or set no response (`function_failed`)", body = ErrorBody),
+        (status = 504, description = "The function ran past its timeout (`timed_out`)", body = ErrorBody)))]
+pub async fn call(State(state): State<AppState>, req: Request) -> Response {
+    serve(&state, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Serves a request to a path under a function's endpoint (the guest sees `/{rest}`).
+#[utoipa::path(method(get, post, put, delete, patch), path = "/fn/{username}/{function}/{rest}", tag = "endpoints",
+    params(("username" = String, Path, description = "The owner's username (any letter case)"),
+        ("function" = String, Path, description = "The function's name (any letter case)"),
+        ("rest" = String, Path, description = "The path the function sees (after a `/`)")),
+    request_body(content = Vec<u8>, content_type = "*/*", description = "Passed to the function, streamed"),
+    responses((status = 200, description = "The function's response (see the route without a rest)"),
+        (status = 401, description = "The function wants a key: none or a wrong one was presented (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such user or function, or the function is not enabled for HTTP (`not_found`)", body = ErrorBody),
+        (status = 413, description = "The body is larger than FAAS_HTTP_MAX_BODY_BYTES", body = ErrorBody),
+        (status = 429, description = "The function or the platform serves as many requests as allowed (`too_many_requests`, `Retry-After`)", body = ErrorBody),
+        (status = 500, description = "The function failed or set no response (`function_failed`)", body = ErrorBody),
+        (status = 504, description = "The function ran past its timeout (`timed_out`)", body = ErrorBody)))]
+pub async fn call_rest(State(state): State<AppState>, req: Request) -> Response {
+    serve(&state, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Where a request goes: owner, function and the rest of the path.
+struct Target {
+    username: String,
+    function: String,
+    rest: String,
+}
+
+fn target(path: &str) -> Option<Target> {
+    let mut parts = path.strip_prefix("/fn/")?.splitn(3, '/');
+    Some(Target {
+        username: parts.next()?.to_string(),
+        function: parts.next()?.to_string(),
+        rest: parts.next().unwrap_or("").to_string(),
+    })
+}
+
+async fn serve(state: &AppState, req: Request) -> ApiResult<Response> {
+    let (mut parts, body) = req.into_parts();
+    let to = target(parts.uri.path()).ok_or_else(|| ApiError::not_found("function"))?;
+    let (function, access) = find(state, &to).await?;
+    authorize(state, &function, access, &mut parts).await?;
+    let max = state.limits.http_max_body_bytes;
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(ApiError::too_large(format!(
+            "the body is larger than {max} bytes"
+        )));
+    }
+    let slot = state.slots.take(&function.id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "the function serves as many requests as it may; retry shortly",
+        )
+        .with_retry_after(1)
+    })?;
+    guest_head(&mut parts, &to)?;
+    let idle = Duration::from_secs(state.limits.http_idle_timeout_secs.max(1));
+    let body: ByteStream = body
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .boxed();
+    let body = body::guarded(body, max, idle, ());
+    if let Some(handler) = &state.http
+        && handler.handles(&function).await?
+    {
+        return via_handler(state, handler.clone(), function, parts, body, slot).await;
+    }
+    via_executor(state, function, parts, body, slot).await
+}
+
+/// The function `to` names and its access, if it is enabled for HTTP.
+async fn find(state: &AppState, to: &Target) -> ApiResult<(Function, HttpAccess)> {
+    let missing = || ApiError::not_found("function");
+    if crate::routes::auth::validate_username(&to.username).is_err()
+        || validate_name("function", &to.function).is_err()
+    {
+        return Err(missing());
+    }
+    let (user, _) = state
+        .store
+        .find_user(&to.username)
+        .await?
+        .ok_or_else(missing)?;
+    let function = state
+        .store
+        .find_function(&user.id, &to.function)
+        .await?
+        .ok_or_else(missing)?;
+    let settings = state.store.http_settings(&function.id).await?;
+    if !settings.enabled {
+        return Err(missing());
+    }
+    Ok((function, settings.access))
+}
+
+/// Checks the key of a `key` function, and removes `Authorization` either way.
+async fn authorize(
+    state: &AppState,
+    function: &Function,
+    access: HttpAccess,
+    parts: &mut Parts,
+) -> ApiResult<()> {
+    let presented = parts.headers.remove(AUTHORIZATION);
+    if access == HttpAccess::Public {
+        return Ok(());
+    }
+    let key = presented
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthorized("this function wants `Authorization: Bearer <key>`")
+        })?;
+    if state.store.http_key_matches(&function.id, key).await? {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(
+            "the key is not one of this function's",
+        ))
+    }
+}
+
+/// Rewrites the request as the guest sees it: `/{rest}` and the query, plus the
+/// `x-faas-*` and `x-forwarded-for` headers.
+fn guest_head(parts: &mut Parts, to: &Target) -> ApiResult<()> {
+    let original = parts.uri.clone();
+    let path = match original.query() {
+        Some(q) => format!("/{}?{q}", to.rest),
+        None => format!("/{}", to.rest),
+    };
+    parts.uri = path
+        .parse()
+        .map_err(|_| ApiError::bad_request("invalid_path", "the path is not a valid URI"))?;
+    let host = match parts.headers.get(HOST).and_then(|h| h.to_str().ok()) {
+        Some(h) => h.to_string(),
+        None => {
+            parts
+                .headers
+                .insert(HOST, HeaderValue::from_static("localhost"));
+            "localhost".to_string()
+        }
+    };
+    let full = original
+        .path_and_query()
+        .map_or(original.path(), |pq| pq.as_str());
+    let headers = [
+        (
+            "x-faas-function",
+            format!("{}/{}", to.username, to.function),
+        ),
+        ("x-faas-full-url", format!("http://{host}{full}")),
+    ];
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            parts.headers.insert(name, v);
+        }
+    }
+    if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+        let ip = peer.ip().to_canonical().to_string();
+        let value = match parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(before) => format!("{before}, {ip}"),
+            None => ip,
+        };
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            parts.headers.insert("x-forwarded-for", v);
+        }
+    }
+    Ok(())
+}
+
+fn timeout(state: &AppState, f: &Function) -> Duration {
+    Duration::from_secs(
+        f.timeout_secs
+            .clamp(1, state.limits.max_timeout_secs.max(1)),
+    )
+}
+
+async fn via_handler(
+    state: &AppState,
+    handler: Arc<dyn HttpHandler>,
+    function: Function,
+    head: Parts,
+    body: ByteStream,
+    slot: Slot,
+) -> ApiResult<Response> {
+    let request = HttpRequest {
+        head,
+        body,
+        timeout: timeout(state, &function),
+        memory_limit: function.memory_mb.saturating_mul(1 << 20),
+        logs_cap: state.limits.http_output_cap_bytes,
+        function,
+    };
+    match handler.handle(request).await? {
+        HttpOutcome::Response(r) => {
+            let idle = Duration::from_secs(state.limits.http_idle_timeout_secs.max(1));
+            let body = body::guarded(r.body, u64::MAX, idle, slot);
+            Ok(Response::from_parts(r.head, Body::from_stream(body)))
+        }
+        HttpOutcome::NoResponse(why) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "function_failed",
+            why,
+        )),
+        HttpOutcome::TimedOut => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timed_out",
+            "the function did not answer within its timeout",
+        )),
+    }
+}
+
+/// Runs a function that is not an HTTP handler with the request as its INPUT.
+async fn via_executor(
+    state: &AppState,
+    function: Function,
+    head: Parts,
+    body: ByteStream,
+    _slot: Slot,
+) -> ApiResult<Response> {
+    let executor = state.executors.get(&function.runtime).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!(
+                "no {} executor runs in this process",
+                function.runtime.as_str()
+            ),
+        )
+    })?;
+    let bytes = collect(body).await?;
+    let limits = Limits {
+        timeout_secs: timeout(state, &function).as_secs(),
+        memory_mb: function.memory_mb,
+        stdout_cap: state.limits.http_output_cap_bytes,
+        stderr_cap: state.limits.http_output_cap_bytes,
+    };
+    let request = ExecutionRequest {
+        execution_id: new_id(),
+        attempt: 1,
+        input: faas_runtime::adapter::input(&head, &bytes),
+        env: Vec::new(),
+        objects: Vec::new(),
+        objects_dir: None,
+        timeout: Duration::from_secs(limits.timeout_secs),
+        memory_limit: function.memory_mb.saturating_mul(1 << 20),
+        stdout_cap: limits.stdout_cap,
+        stderr_cap: limits.stderr_cap,
+        function,
+    };
+    let raw = executor.execute(request).await?;
+    let fields = classify(&raw, limits);
+    Ok(faas_runtime::adapter::response(&fields).map(Body::from))
+}
+
+async fn collect(mut body: ByteStream) -> ApiResult<Vec<u8>> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(e) if body::is_too_large(&e) => return Err(ApiError::too_large(e.to_string())),
+            Err(e) => {
+                return Err(ApiError::bad_request("body_unreadable", e.to_string()));
+            }
+        }
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_split_owner_function_and_rest() {
+        let t = target("/fn/ann/hello/a/b").unwrap();
+        assert_eq!((t.username.as_str(), t.function.as_str()), ("ann", "hello"));
+        assert_eq!(t.rest, "a/b");
+        let t = target("/fn/ann/hello").unwrap();
+        assert_eq!(t.rest, "");
+        assert!(target("/fn/ann").is_none());
+    }
+}

@@ -1,0 +1,105 @@
+//! Records of functions served over HTTP: per-function settings and access keys.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Who may call a function's HTTP endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum HttpAccess {
+    /// Anyone who knows the URL.
+    Public,
+    /// Callers presenting one of the function's keys (`Authorization: Bearer <key>`).
+    #[default]
+    Key,
+}
+
+/// A function's HTTP settings; a function without a record is not served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Served at `/fn/{username}/{function}` (default false).
+    pub enabled: bool,
+    /// `public` or `key` (default `key`).
+    #[serde(default)]
+    pub access: HttpAccess,
+}
+
+/// An access key of a function's endpoint. Only its SHA-256 is kept; the key is
+/// shown once, when it is made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HttpKey {
+    /// Stable id.
+    pub id: String,
+    /// The function it opens.
+    pub function_id: String,
+    /// The first characters of the key, to tell keys apart.
+    pub prefix: String,
+    /// Hex SHA-256 of the key.
+    pub sha256: String,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Characters of a key shown as its prefix.
+pub const KEY_PREFIX_CHARS: usize = 12;
+
+/// Text every key starts with.
+pub const KEY_MARK: &str = "fnk_";
+
+/// A fresh random key (`fnk_` and 43 base64url characters: 256 bits).
+pub fn new_key() -> String {
+    use base64::Engine as _;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!(
+        "{KEY_MARK}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// Hex SHA-256 of a key.
+pub fn key_sha256(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
+}
+
+/// Equality of two strings in time that depends on their lengths only.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_random_and_hashed() {
+        let (a, b) = (new_key(), new_key());
+        assert_ne!(a, b);
+        assert!(a.starts_with(KEY_MARK) && a.len() == KEY_MARK.len() + 43);
+        assert_eq!(key_sha256(&a), key_sha256(&a));
+        assert_ne!(key_sha256(&a), key_sha256(&b));
+    }
+
+    #[test]
+    fn settings_default_to_disabled_with_keys() {
+        let s: HttpSettings = serde_json::from_str(r#"{"enabled": true}"#).unwrap();
+        assert_eq!(s.access, HttpAccess::Key);
+        assert!(!HttpSettings::default().enabled);
+        assert!(serde_json::from_str::<HttpSettings>(r#"{"enabled": 1}"#).is_err());
+        assert!(serde_json::from_str::<HttpSettings>(r#"{"enabled": true, "x": 1}"#).is_err());
+    }
+
+    #[test]
+    fn constant_time_eq_compares() {
+        assert!(constant_time_eq("abc", "abc"));
+        assert!(!constant_time_eq("abc", "abd"));
+        assert!(!constant_time_eq("abc", "ab"));
+    }
+}
