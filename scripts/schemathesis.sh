@@ -95,7 +95,7 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 # A deploy's module must be valid wasm, which no schema can say: a generated module is
 # refused with 400 invalid_module.
 # A reused Idempotency-Key with another body is a 422 however valid the body is.
-# A well-formed `callback_url` is a 400 when its host is an address the SSRF guard
+# A well-formed callback_url is a 400 when its host is an address the SSRF guard
 # refuses (loopback, private, metadata ...) or it does not parse as a URL: no schema
 # can say which. (The server delivers no callback here, FAAS_CALLBACK_DELIVERY=false:
 # the fuzzer's URLs name hosts outside this machine.)

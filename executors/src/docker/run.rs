@@ -151,8 +151,9 @@ async fn wait_exit(docker: &Docker, id: &str) -> Result<i64> {
 /// Exit status of a process killed by SIGKILL, as the OOM killer does.
 const SIGKILL_EXIT: i64 = 128 + 9;
 /// The engine learns of an OOM kill from an event that may land just after the exit:
-/// a SIGKILL exit is re-inspected this many times, this far apart.
-const OOM_SETTLE: (u32, Duration) = (10, Duration::from_millis(30));
+/// a SIGKILL exit is re-inspected this many times, this far apart (up to 1 s: a loaded
+/// engine was seen to flag it after the 300 ms this used to allow).
+const OOM_SETTLE: (u32, Duration) = (20, Duration::from_millis(50));
 
 /// An exit, unless the kernel's OOM killer caused it.
 ///
