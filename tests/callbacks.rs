@@ -34,16 +34,7 @@ const ALLOW: &[&str] = &[
 
 /// A platform on the embedded backend, or on NATS (API and workers in one process).
 async fn start(nats: Option<&NatsServer>, extra: &[&str]) -> TestApp {
-    let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    if let Some(n) = nats {
-        args.push(format!("--nats-url={}", n.url()));
-        args.push("--jwt-secret=a-test-signing-key-of-at-least-32-bytes!!".into());
-        args.push(
-            "--secrets-key=7d1c2a1f0e9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d".into(),
-        );
-    }
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    TestApp::start(&refs).await
+    TestApp::start_on(nats.map(NatsServer::url).as_deref(), extra).await
 }
 
 /// One request a receiver got.

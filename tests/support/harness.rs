@@ -79,6 +79,22 @@ impl TestApp {
         }
     }
 
+    /// Starts a platform on the embedded backend, or on the NATS server at
+    /// `nats_url` (API and workers in this process, with fixed keys).
+    pub async fn start_on(nats_url: Option<&str>, extra: &[&str]) -> TestApp {
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if let Some(url) = nats_url {
+            args.push(format!("--nats-url={url}"));
+            args.push("--jwt-secret=a-test-signing-key-of-at-least-32-bytes!!".into());
+            args.push(
+                "--secrets-key=7d1c2a1f0e9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d"
+                    .into(),
+            );
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        TestApp::start(&refs).await
+    }
+
     /// Stops it (waits for the grace period).
     pub async fn stop(mut self) {
         if let Some(p) = self.platform.take() {
