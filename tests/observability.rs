@@ -29,6 +29,24 @@ async fn scrape(url: &str) -> (u16, String, String) {
     (status, ctype, res.text().await.unwrap())
 }
 
+/// Submits `fid` with an empty input, sending `traceparent` when given.
+async fn submit_traced(
+    api: &harness::Api,
+    token: &str,
+    fid: &str,
+    traceparent: Option<&str>,
+) -> reqwest::Response {
+    let mut req = api
+        .http
+        .post(api.url("/api/executions"))
+        .bearer_auth(token)
+        .json(&json!({"function_id": fid, "input": {}}));
+    if let Some(tp) = traceparent {
+        req = req.header("traceparent", tp);
+    }
+    req.send().await.unwrap()
+}
+
 /// The value of the sample line starting with `series` (name and labels, exactly).
 fn value(text: &str, series: &str) -> Option<f64> {
     text.lines()
@@ -143,15 +161,8 @@ async fn a_worker_serves_metrics_on_its_health_listener() {
     }
     // The trace context travels with the record to the worker in another process.
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
-    let res = api
-        .http
-        .post(api.url("/api/executions"))
-        .bearer_auth(&token)
-        .header("traceparent", format!("00-{trace_id}-b7ad6b7169203331-01"))
-        .json(&json!({"function_id": fid, "input": {}}))
-        .send()
-        .await
-        .unwrap();
+    let given = format!("00-{trace_id}-b7ad6b7169203331-01");
+    let res = submit_traced(&api, &token, &fid, Some(&given)).await;
     assert_eq!(res.status(), 202);
     let answered = res.headers()["traceparent"].to_str().unwrap().to_string();
     assert!(
@@ -187,21 +198,9 @@ async fn every_request_gets_a_trace_context_and_executions_keep_it() {
     let app = TestApp::start(&[]).await;
     let (token, _) = app.api.user("traced").await;
     let fid = app.api.deploy_sample(&token, "c-hello.wasm").await;
-    let submit = |traceparent: Option<&'static str>| {
-        let mut req = app
-            .api
-            .http
-            .post(app.api.url("/api/executions"))
-            .bearer_auth(&token)
-            .json(&json!({"function_id": fid, "input": {}}));
-        if let Some(tp) = traceparent {
-            req = req.header("traceparent", tp);
-        }
-        req.send()
-    };
     // The caller's trace is continued: same trace id, a new span id.
     let given = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let res = submit(Some(given)).await.unwrap();
+    let res = submit_traced(&app.api, &token, &fid, Some(given)).await;
     assert_eq!(res.status(), 202);
     let answered = res.headers()["traceparent"].to_str().unwrap().to_string();
     assert!(
@@ -213,7 +212,7 @@ async fn every_request_gets_a_trace_context_and_executions_keep_it() {
     assert_eq!(e["traceparent"], answered.as_str());
     // None given, or a malformed one: a new trace, still recorded.
     for tp in [None, Some("00-zzzz-00f067aa0ba902b7-01")] {
-        let res = submit(tp).await.unwrap();
+        let res = submit_traced(&app.api, &token, &fid, tp).await;
         assert_eq!(res.status(), 202);
         let answered = res.headers()["traceparent"].to_str().unwrap().to_string();
         assert_eq!(answered.len(), 55, "{answered}");
@@ -347,15 +346,8 @@ async fn spans_are_exported_over_otlp_in_the_callers_trace() {
     let fid = api.deploy_sample(&token, "c-hello.wasm").await;
     let trace_hex = "5b8efff798038103d269b633813fc60c";
     let caller_span = "eee19b7ec3c1b174";
-    let res = api
-        .http
-        .post(api.url("/api/executions"))
-        .bearer_auth(&token)
-        .header("traceparent", format!("00-{trace_hex}-{caller_span}-01"))
-        .json(&json!({"function_id": fid, "input": {}}))
-        .send()
-        .await
-        .unwrap();
+    let given = format!("00-{trace_hex}-{caller_span}-01");
+    let res = submit_traced(&api, &token, &fid, Some(&given)).await;
     assert_eq!(res.status(), 202);
     let answered = res.headers()["traceparent"].to_str().unwrap().to_string();
     let e: serde_json::Value = res.json().await.unwrap();

@@ -24,8 +24,8 @@ pub struct TraceContext {
     span_id: String,
     /// Trace flags (`01` = sampled).
     pub flags: String,
-    /// What this request continues: the caller's `traceparent`, or a made-up root.
-    parent: String,
+    /// The caller's `traceparent`, when it sent a well-formed one.
+    parent: Option<String>,
     exported: Arc<OnceLock<String>>,
 }
 
@@ -34,14 +34,8 @@ impl TraceContext {
     pub fn from_header(value: Option<&str>) -> Self {
         let given = value.and_then(|v| parse(v).map(|p| (v.trim().to_string(), p)));
         let (parent, (trace_id, flags)) = match given {
-            Some(found) => found,
-            None => {
-                let (trace_id, flags) = (random_hex(16), "01".to_string());
-                (
-                    format!("00-{trace_id}-{}-{flags}", random_hex(8)),
-                    (trace_id, flags),
-                )
-            }
+            Some((header, found)) => (Some(header), found),
+            None => (None, (random_hex(16), "01".to_string())),
         };
         TraceContext {
             trace_id,
@@ -66,7 +60,16 @@ impl TraceContext {
     /// id and, with an exporter, makes the exported span a child of the parent.
     pub fn join(&self, span: &tracing::Span) {
         span.record("trace_id", tracing::field::display(&self.trace_id));
-        if let Some(own) = faas_runtime::trace_context::adopt(span, &self.parent)
+        if !faas_runtime::trace_context::installed() {
+            return;
+        }
+        // Without a caller, the exported span hangs under a root named by this hop's
+        // own ids.
+        let parent = self
+            .parent
+            .clone()
+            .unwrap_or_else(|| format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags));
+        if let Some(own) = faas_runtime::trace_context::adopt(span, &parent)
             && let Some(span_id) = own.split('-').nth(2)
         {
             let _ = self.exported.set(span_id.to_string());

@@ -465,3 +465,24 @@ pub fn objects_bucket(function_id: &str) -> String {
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
+
+#[cfg(test)]
+impl Function {
+    /// A wasm function of `owner` for unit tests (1 s, 1 MB, no module).
+    pub(crate) fn fixture(owner: &str) -> Function {
+        Function {
+            id: "f".into(),
+            owner_id: owner.into(),
+            name: "n".into(),
+            description: String::new(),
+            runtime: RuntimeKind::Wasm,
+            image_url: None,
+            pull_policy: None,
+            module_sha256: None,
+            module_size: None,
+            timeout_secs: 1,
+            memory_mb: 1,
+            created_at: now(),
+        }
+    }
+}

@@ -17,6 +17,11 @@ pub fn install(join: Join) -> bool {
     JOIN.set(join).is_ok()
 }
 
+/// Whether an exporter installed a hook (callers skip building a parent otherwise).
+pub fn installed() -> bool {
+    JOIN.get().is_some()
+}
+
 /// Joins `span` to `traceparent` through the installed hook, if any; answers the
 /// span's own `traceparent` when there is one.
 pub fn adopt(span: &tracing::Span, traceparent: &str) -> Option<String> {

@@ -144,27 +144,14 @@ mod tests {
 
     use super::*;
     use crate::embedded::{Db, EmbeddedKv};
-    use crate::model::{CallbackState, Function, RuntimeKind};
+    use crate::model::{CallbackState, Function};
 
     fn store(dir: &std::path::Path) -> Store {
         Store::new(Arc::new(EmbeddedKv::new(Db::open(dir).unwrap())))
     }
 
     fn exec_with_callback() -> Execution {
-        let f = Function {
-            id: "f".into(),
-            owner_id: "u".into(),
-            name: "n".into(),
-            description: String::new(),
-            runtime: RuntimeKind::Wasm,
-            image_url: None,
-            pull_policy: None,
-            module_sha256: None,
-            module_size: None,
-            timeout_secs: 1,
-            memory_mb: 1,
-            created_at: now(),
-        };
+        let f = Function::fixture("u");
         let mut e = Execution::pending(&f, "{}".into());
         e.callback = Some(Callback::pending("http://127.0.0.1:9/x".into()));
         e

@@ -185,23 +185,10 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ExecutionStatus, Function, RuntimeKind, now};
+    use crate::model::{ExecutionStatus, Function};
 
     fn exec(input_len: usize) -> Execution {
-        let f = Function {
-            id: "f".into(),
-            owner_id: "o".into(),
-            name: "n".into(),
-            description: String::new(),
-            runtime: RuntimeKind::Wasm,
-            image_url: None,
-            pull_policy: None,
-            module_sha256: None,
-            module_size: None,
-            timeout_secs: 1,
-            memory_mb: 1,
-            created_at: now(),
-        };
+        let f = Function::fixture("o");
         Execution::pending(&f, format!("\"{}\"", "x".repeat(input_len)))
     }
 
