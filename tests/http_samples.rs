@@ -8,7 +8,7 @@
 #[path = "support/harness.rs"]
 mod harness;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use harness::{TestApp, root, sample};
 use serde_json::{Value, json};
@@ -75,12 +75,24 @@ async fn check_api(app: &TestApp, prefix: &str, lang: &str) {
     assert_eq!(status, 200, "{lang}: {body}");
     assert_eq!(body, json!({"sum": 6.5, "count": 3, "lang": lang}));
 
-    for bad in [&b"{not json"[..], br#"{"numbers": [1, "two"]}"#, br#"{"n": 1}"#] {
+    for bad in [
+        &b"{not json"[..],
+        br#"{"numbers": [1, "two"]}"#,
+        br#"{"n": 1}"#,
+    ] {
         let (status, body) = call(post("/sum").body(bad.to_vec())).await;
-        assert_eq!((status, &body["error"]), (400, &json!("bad_request")), "{lang}: {body}");
+        assert_eq!(
+            (status, &body["error"]),
+            (400, &json!("bad_request")),
+            "{lang}: {body}"
+        );
     }
     let (status, body) = call(get("/nowhere")).await;
-    assert_eq!((status, &body["error"]), (404, &json!("not_found")), "{lang}: {body}");
+    assert_eq!(
+        (status, &body["error"]),
+        (404, &json!("not_found")),
+        "{lang}: {body}"
+    );
     let (status, body) = call(get("/sum")).await;
     assert_eq!(status, 404, "{lang}: GET /sum is no route: {body}");
 
@@ -88,13 +100,16 @@ async fn check_api(app: &TestApp, prefix: &str, lang: &str) {
     for _ in 0..3 {
         let (status, body) = call(get("/")).await;
         assert_eq!(status, 200, "{lang}: {body}");
-        assert_eq!(body["requests_served"], 1, "{lang}: a fresh instance: {body}");
+        assert_eq!(
+            body["requests_served"], 1,
+            "{lang}: a fresh instance: {body}"
+        );
         assert_eq!(body["lang"], lang);
     }
 }
 
 /// Times `TIMED` sequential GETs of `path` (after one untimed) and prints the p50.
-async fn latency(app: &TestApp, url_path: &str, lang: &str) -> Duration {
+async fn latency(app: &TestApp, url_path: &str, lang: &str) {
     let url = app.api.url(url_path);
     let first = Instant::now();
     let res = app.api.http.get(&url).send().await.unwrap();
@@ -115,7 +130,6 @@ async fn latency(app: &TestApp, url_path: &str, lang: &str) -> Duration {
         took[0],
         took[TIMED - 1]
     );
-    p50
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -143,7 +157,12 @@ async fn the_rust_json_api_answers_for_comparison() {
     let app = TestApp::start(&[]).await;
     let (token, _) = app.api.user("cy").await;
     let prefix = serve(&app, &token, "cy", "rs-api", sample("rust-http-api.wasm")).await;
-    let (status, body) = call(app.api.http.get(app.api.url(&format!("{prefix}/greet?name=x")))).await;
+    let (status, body) = call(
+        app.api
+            .http
+            .get(app.api.url(&format!("{prefix}/greet?name=x"))),
+    )
+    .await;
     assert_eq!((status, body), (200, json!({"greeting": "hello, x"})));
     let url = app.api.url(&format!("{prefix}/sum"));
     let (status, body) = call(app.api.http.post(url).json(&json!({"numbers": [1, 2]}))).await;
