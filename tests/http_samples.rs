@@ -145,8 +145,8 @@ async fn the_python_json_api_answers_get_and_post_on_a_fresh_instance_each_time(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_js_json_api_answers_get_and_post_on_a_fresh_instance_each_time() {
     let app = TestApp::start(&[]).await;
-    let (token, _) = app.api.user("bo").await;
-    let prefix = serve(&app, &token, "bo", "js-api", built("js-http-api.wasm")).await;
+    let (token, _) = app.api.user("bob").await;
+    let prefix = serve(&app, &token, "bob", "js-api", built("js-http-api.wasm")).await;
     check_api(&app, &prefix, "js").await;
     latency(&app, &format!("{prefix}/greet?name=x"), "js").await;
     app.stop().await;
@@ -155,8 +155,8 @@ async fn the_js_json_api_answers_get_and_post_on_a_fresh_instance_each_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_rust_json_api_answers_for_comparison() {
     let app = TestApp::start(&[]).await;
-    let (token, _) = app.api.user("cy").await;
-    let prefix = serve(&app, &token, "cy", "rs-api", sample("rust-http-api.wasm")).await;
+    let (token, _) = app.api.user("cyd").await;
+    let prefix = serve(&app, &token, "cyd", "rs-api", sample("rust-http-api.wasm")).await;
     let (status, body) = call(
         app.api
             .http
