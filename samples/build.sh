@@ -2,9 +2,10 @@
 # Rebuilds the sample functions. Works from any directory.
 #
 #   samples/build.sh small   C + Rust modules -> samples/wasm/*.wasm (small; committed)
-#   samples/build.sh large   Python + JS components -> samples/build/*.wasm (> 4 MiB; not
-#                            committed), skipped when the hash of their sources, the WIT
-#                            and the tool versions equals the one stored beside the output
+#   samples/build.sh large   Python + JS components (the faas:function hello and the
+#                            wasi:http JSON API of each) -> samples/build/*.wasm (> 4 MiB;
+#                            not committed), each skipped when the hash of its sources, its
+#                            WIT and the tool versions equals the one stored beside it
 #   samples/build.sh         both
 #
 # Environment:
@@ -15,6 +16,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
 WIT="$ROOT/wit"
+WIT_HTTP="$HERE/wit-http" # wasi:http/proxy and its deps, as Wasmtime 48 links them
+WASI_HTTP_VERSION="0.2.12"
 WASM_DIR="$HERE/wasm"
 BUILD_DIR="$HERE/build"
 TARGET_DIR="${SAMPLES_TARGET_DIR:-$HERE/target}"
@@ -117,7 +120,8 @@ inputs_hash() {
     } | sha256sum | cut -d' ' -f1
 }
 
-wit_files() { find "$WIT" -type f -name '*.wit' | LC_ALL=C sort; }
+# The .wit files under a directory (default: the platform's wit/), in a stable order.
+wit_files() { find "${1:-$WIT}" -type f -name '*.wit' | LC_ALL=C sort; }
 
 # up_to_date <output> <hash>: true when output exists and its stored hash matches.
 up_to_date() {
@@ -132,41 +136,43 @@ ensure_componentize_py() {
     fi
 }
 
+# build_python <sample dir under python/> <output name> <WIT dir> <world>
 build_python() {
-    local src="$HERE/python/hello" out="$BUILD_DIR/python-hello.wasm" h t
+    local name="$1" src="$HERE/python/$1" out="$BUILD_DIR/$2" wit_dir="$3" world="$4" h t
     local files=() wit=()
-    mapfile -t wit < <(wit_files)
+    mapfile -t wit < <(wit_files "$wit_dir")
     files=("$src/app.py" "${wit[@]}")
-    h="$(inputs_hash "python-hello recipe 1; componentize-py $COMPONENTIZE_PY_VERSION" "${files[@]}")"
+    h="$(inputs_hash "python-$name recipe 1; componentize-py $COMPONENTIZE_PY_VERSION" "${files[@]}")"
     if up_to_date "$out" "$h"; then
-        log "python-hello.wasm: up to date ($(size_of "$out") bytes)"
+        log "$2: up to date ($(size_of "$out") bytes)"
         return
     fi
     ensure_componentize_py
     t="$(now)"
     rm -f "$out.sha256"
-    (cd "$src" && componentize-py -d "$WIT" -w function componentize -p "$src" app -o "$out.tmp" >&2)
+    (cd "$src" && componentize-py -d "$wit_dir" -w "$world" componentize -p "$src" app -o "$out.tmp" >&2)
     rm -rf "$src/__pycache__"
     mv "$out.tmp" "$out"
     printf '%s\n' "$h" >"$out.sha256"
-    log "python-hello.wasm: $(size_of "$out") bytes in $(elapsed "$t") s"
+    log "$2: $(size_of "$out") bytes in $(elapsed "$t") s"
 }
 
+# build_js <sample dir under js/> <output name> <source file> <WIT dir>
 build_js() {
-    local src="$HERE/js/hello" out="$BUILD_DIR/js-hello.wasm" h t
+    local name="$1" src="$HERE/js/$1" out="$BUILD_DIR/$2" h t
     have node && have npm || apt_install nodejs npm
     local files=()
-    mapfile -t files < <(wit_files)
-    files+=("$src/hello.js" "$src/build.mjs" "$src/package.json")
+    mapfile -t files < <(wit_files "$4")
+    files+=("$src/$3" "$src/build.mjs" "$src/package.json")
     [ -e "$src/package-lock.json" ] && files+=("$src/package-lock.json")
-    h="$(inputs_hash "js-hello recipe 1; node $(node --version)" "${files[@]}")"
+    h="$(inputs_hash "js-$name recipe 1; node $(node --version)" "${files[@]}")"
     if up_to_date "$out" "$h"; then
-        log "js-hello.wasm: up to date ($(size_of "$out") bytes)"
+        log "$2: up to date ($(size_of "$out") bytes)"
         return
     fi
     if [ ! -d "$src/node_modules/@bytecodealliance/componentize-js" ] ||
         [ "$src/package.json" -nt "$src/node_modules/.package-lock.json" ]; then
-        log "installing npm packages in samples/js/hello"
+        log "installing npm packages in samples/js/$name"
         if [ -e "$src/package-lock.json" ]; then
             (cd "$src" && npm ci --no-audit --no-fund >&2)
         else
@@ -178,19 +184,24 @@ build_js() {
     (cd "$src" && node build.mjs "$out.tmp" >&2)
     mv "$out.tmp" "$out"
     printf '%s\n' "$h" >"$out.sha256"
-    log "js-hello.wasm: $(size_of "$out") bytes in $(elapsed "$t") s"
+    log "$2: $(size_of "$out") bytes in $(elapsed "$t") s"
 }
 
 build_large() {
+    local t
+    t="$(now)"
     mkdir -p "$BUILD_DIR"
-    build_python
-    build_js
+    build_python hello python-hello.wasm "$WIT" function
+    build_python http-api python-http-api.wasm "$WIT_HTTP" "wasi:http/proxy@$WASI_HTTP_VERSION"
+    build_js hello js-hello.wasm hello.js "$WIT"
+    build_js http-api js-http-api.wasm api.js "$WIT_HTTP"
+    log "large samples: $(elapsed "$t") s"
 }
 
 case "${1:-all}" in
     small) build_small ;;
     large) build_large ;;
     all | "") build_small; build_large ;;
-    -h | --help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
+    -h | --help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
     *) die "unknown argument '$1' (use small, large, or nothing for both)" ;;
 esac
