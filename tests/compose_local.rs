@@ -347,11 +347,18 @@ async fn functions_served_by_workers(stack: &Stack, api: &Api, token: &str) {
     for index in [1, 2] {
         let worker = Api::new(&stack.worker_functions(index));
         let got = worker
-            .send(worker.http.get(worker.url("/fn/ada/json-api/greet?name=compose")))
+            .send(
+                worker
+                    .http
+                    .get(worker.url("/fn/ada/json-api/greet?name=compose")),
+            )
             .await
             .expect(200);
         assert_eq!(got, json!({"greeting": "hello, compose"}), "worker {index}");
-        worker.get(token, "/api/me").await.expect_error(404, "not_found");
+        worker
+            .get(token, "/api/me")
+            .await
+            .expect_error(404, "not_found");
     }
 }
 

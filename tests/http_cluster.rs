@@ -114,7 +114,11 @@ async fn a_worker_serves_the_functions_endpoints_as_the_api_does_and_nothing_els
     // Disabled by default: 404 everywhere.
     for base in bases {
         let (status, body) = get(&http, base, greet, None).await;
-        assert_eq!((status, &body["error"]), (404, &json!("not_found")), "{base}");
+        assert_eq!(
+            (status, &body["error"]),
+            (404, &json!("not_found")),
+            "{base}"
+        );
     }
 
     // Public: the wasi:http component answers on the worker as on the API.
@@ -124,7 +128,11 @@ async fn a_worker_serves_the_functions_endpoints_as_the_api_does_and_nothing_els
         assert_eq!(status, 200, "{base}: {body}");
         assert_eq!(body, json!({"greeting": "hello, x"}), "{base}");
         let (status, body) = get(&http, base, "/fn/ANN/Json-Api/nowhere", None).await;
-        assert_eq!((status, &body["error"]), (404, &json!("not_found")), "{base}");
+        assert_eq!(
+            (status, &body["error"]),
+            (404, &json!("not_found")),
+            "{base}"
+        );
         assert_eq!(body["message"], "no route /nowhere", "the guest's own 404");
     }
     for base in bases {
@@ -137,7 +145,11 @@ async fn a_worker_serves_the_functions_endpoints_as_the_api_does_and_nothing_els
             r#"{"numbers": [1, 2, 3.5]}"#,
         )
         .await;
-        assert_eq!((status, body), (200, json!({"sum": 6.5, "count": 3})), "{base}");
+        assert_eq!(
+            (status, body),
+            (200, json!({"sum": 6.5, "count": 3})),
+            "{base}"
+        );
     }
 
     // A command module through the adapter, run by the worker's own executor.
@@ -168,7 +180,11 @@ async fn a_worker_serves_the_functions_endpoints_as_the_api_does_and_nothing_els
     for path in [greet, "/fn/bob/private/greet", "/fn/nobody/json-api/greet"] {
         for base in bases {
             let (status, body) = get(&http, base, path, None).await;
-            assert_eq!((status, &body["error"]), (404, &json!("not_found")), "{base}{path}");
+            assert_eq!(
+                (status, &body["error"]),
+                (404, &json!("not_found")),
+                "{base}{path}"
+            );
         }
     }
 
@@ -205,13 +221,25 @@ async fn key_access(
     for base in bases {
         for wrong in [None, Some("not-a-key"), Some(key.as_str())] {
             let (status, body) = get(http, base, greet, wrong).await;
-            assert_eq!((status, &body["error"]), (401, &json!("unauthorized")), "{base} {wrong:?}");
+            assert_eq!(
+                (status, &body["error"]),
+                (401, &json!("unauthorized")),
+                "{base} {wrong:?}"
+            );
         }
         let (status, body) = get(http, base, greet, Some(json_key)).await;
-        assert_eq!((status, body), (200, json!({"greeting": "hello, k"})), "{base}");
+        assert_eq!(
+            (status, body),
+            (200, json!({"greeting": "hello, k"})),
+            "{base}"
+        );
         let (status, body) = get(http, base, "/fn/ann/c-hello", Some(&key)).await;
         assert_eq!(status, 200, "{base}: {body}");
-        assert_eq!(seen(&body)["authorization"], Value::Null, "the key never reaches the guest");
+        assert_eq!(
+            seen(&body)["authorization"],
+            Value::Null,
+            "the key never reaches the guest"
+        );
     }
     let id = made["id"].as_str().unwrap();
     api.delete(ann, &format!("/api/functions/{hello}/keys/{id}"))
@@ -229,9 +257,20 @@ async fn no_api_on_functions_listeners(http: &reqwest::Client, token: &str, base
     for base in bases {
         let (status, body) = get(http, base, "/healthz", None).await;
         assert_eq!((status, body), (200, json!({"status": "ok"})), "{base}");
-        for path in ["/api/functions", "/api/me", "/api/openapi.json", "/readyz", "/metrics", "/"] {
+        for path in [
+            "/api/functions",
+            "/api/me",
+            "/api/openapi.json",
+            "/readyz",
+            "/metrics",
+            "/",
+        ] {
             let (status, body) = get(http, base, path, Some(token)).await;
-            assert_eq!((status, &body["error"]), (404, &json!("not_found")), "{base}{path}");
+            assert_eq!(
+                (status, &body["error"]),
+                (404, &json!("not_found")),
+                "{base}{path}"
+            );
         }
         let login = json!({"username": "ann", "password": "password123"}).to_string();
         for path in ["/auth/login", "/auth/register"] {
@@ -253,7 +292,11 @@ async fn faas_serve_with_an_http_address_serves_functions_there_too() {
     let http = reqwest::Client::new();
     for base in [app.api.base.as_str(), functions.as_str()] {
         let (status, body) = get(&http, base, "/fn/ann/json-api/greet?name=s", None).await;
-        assert_eq!((status, body), (200, json!({"greeting": "hello, s"})), "{base}");
+        assert_eq!(
+            (status, body),
+            (200, json!({"greeting": "hello, s"})),
+            "{base}"
+        );
     }
     no_api_on_functions_listeners(&http, &ann, &[&functions]).await;
     // The API's own listener keeps the whole API.

@@ -57,7 +57,10 @@ async fn send(app: &Router, method: Method, path: &str) -> (StatusCode, Value) {
     let res = app.clone().oneshot(req).await.unwrap();
     let status = res.status();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test]
@@ -68,7 +71,10 @@ async fn the_functions_router_serves_fn_and_healthz_and_nothing_of_the_api() {
     let full = faas_api::router(state);
 
     let (status, body) = send(&functions, Method::GET, "/healthz").await;
-    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")));
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
     // The endpoint itself: an unknown function is its 404.
     for path in ["/fn/nobody/nothing", "/fn/nobody/nothing/a/b?c=d"] {
         let (status, body) = send(&functions, Method::GET, path).await;
@@ -87,7 +93,11 @@ async fn the_functions_router_serves_fn_and_healthz_and_nothing_of_the_api() {
     ];
     for (method, path) in api {
         let (on_full, _) = send(&full, method.clone(), path).await;
-        assert_ne!(on_full, StatusCode::NOT_FOUND, "the API serves {method} {path}");
+        assert_ne!(
+            on_full,
+            StatusCode::NOT_FOUND,
+            "the API serves {method} {path}"
+        );
         let (status, body) = send(&functions, method.clone(), path).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
         assert_eq!(body["error"], "not_found", "{method} {path}: {body}");
