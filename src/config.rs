@@ -221,6 +221,11 @@ pub struct ServeConfig {
     /// (`faas worker`).
     #[arg(long, env = "FAAS_METRICS_ADDRESS")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Address of a listener serving only the functions' HTTP endpoints (`/fn/...`)
+    /// and /healthz: how `faas worker` serves them in the cluster; `faas serve` and
+    /// `faas api` serve them on the API's listener and, when set, here too.
+    #[arg(long, env = "FAAS_HTTP_ADDRESS")]
+    pub http_addr: Option<SocketAddr>,
 }
 
 /// How every process connects to NATS (all optional; NATS_URL may list several

@@ -1,5 +1,9 @@
 //! [`Platform`]: the processes of the platform. `faas serve` runs the API and a
 //! worker pool together; `faas api` and `faas worker` run one role each on NATS.
+//!
+//! - [`functions`]: the functions' own HTTP listener (FAAS_HTTP_ADDRESS).
+
+pub mod functions;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -44,6 +48,8 @@ pub enum Roles {
 pub struct Platform {
     /// The address the API listens on (unset for a worker).
     pub addr: Option<SocketAddr>,
+    /// The address of the functions' own listener (FAAS_HTTP_ADDRESS), when set.
+    pub functions_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     docker: Option<Arc<faas_executors::docker::DockerExecutor>>,
@@ -65,10 +71,13 @@ impl Platform {
         }
         let secrets = ports.secret_box(&config)?;
         let worker_id = worker_id();
-        let executors = executors(&config, &ports, &worker_id).await?;
+        // A worker without FAAS_HTTP_ADDRESS serves no HTTP request: no pool slots for them.
+        let serves_http = roles != Roles::Worker || config.http_addr.is_some();
+        let executors = executors(&config, &ports, &worker_id, serves_http).await?;
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
         let mut addr = None;
+        let mut functions_addr = None;
         let mut functions_base = config.api_base_url.clone();
         let metrics = crate::metrics::render();
         if let (Some(at), Some(render)) = (config.metrics_addr, metrics.clone()) {
@@ -92,6 +101,12 @@ impl Platform {
             let bound = spawn_api(&config, state.clone(), gateway, &shutdown, &mut tasks).await?;
             if let Some(at) = config.capability_addr {
                 spawn_capability_listener(at, state.clone(), &shutdown, &mut tasks).await?;
+            }
+            if let Some(at) = config.http_addr {
+                // The same state as the API's listener: the same concurrency slots.
+                let bound =
+                    functions::spawn_listener(at, state.clone(), &shutdown, &mut tasks).await?;
+                functions_addr = Some(bound);
             }
             if config.callback_delivery {
                 tasks.push(tokio::spawn(faas_api::callbacks::run(
@@ -122,6 +137,17 @@ impl Platform {
         }
         if roles != Roles::Api {
             let base = functions_base.unwrap_or_else(|| format!("http://{}", config.addr));
+            if let (Roles::Worker, Some(at)) = (roles, config.http_addr) {
+                let state = functions::worker_state(
+                    &config,
+                    &ports,
+                    executors.all.clone(),
+                    executors.http.clone(),
+                    secrets.clone(),
+                )?;
+                let bound = functions::spawn_listener(at, state, &shutdown, &mut tasks).await?;
+                functions_addr = Some(bound);
+            }
             if let Some(at) = config.health_addr {
                 let check = crate::health::worker_heartbeat(ports.store.clone(), worker_id.clone());
                 let extra = match inline_metrics.filter(|_| roles == Roles::Worker) {
@@ -173,6 +199,7 @@ impl Platform {
         }
         Ok(Platform {
             addr,
+            functions_addr,
             shutdown,
             tasks,
             docker: executors.docker,
@@ -193,27 +220,13 @@ impl Platform {
         );
         let ports = Ports::open(&config).await?;
         let unused = faas_runtime::sealing::SecretBox::generate_key();
-        let limiter = LoginLimiter::new(faas_api::auth::LimiterConfig {
-            account_max: 1,
-            address_max: 1,
-            window: Duration::from_secs(1),
-            max_keys: 1,
-            ..Default::default()
-        });
-        let hashing = faas_api::auth::HashLimits {
-            max_concurrent: 1,
-            max_wait: Duration::ZERO,
-        };
-        let auth = Auth::new(&unused, Duration::from_secs(1), limiter, hashing)
-            .map_err(anyhow::Error::msg)?;
-        let secrets = faas_runtime::sealing::SecretBox::new(&unused);
         let state = AppState::new(
             ports.store.clone(),
             ports.queue.clone(),
             ports.objects.clone(),
             Vec::new(),
-            auth,
-            secrets,
+            functions::tokenless_auth()?,
+            faas_runtime::sealing::SecretBox::new(&unused),
             limits(&config),
         );
         let shutdown = CancellationToken::new();
@@ -221,6 +234,7 @@ impl Platform {
         let bound = spawn_capability_listener(at, state, &shutdown, &mut tasks).await?;
         Ok(Platform {
             addr: Some(bound),
+            functions_addr: None,
             shutdown,
             tasks,
             docker: None,
@@ -383,14 +397,18 @@ async fn executors(
     config: &ServeConfig,
     ports: &Ports,
     worker_id: &str,
+    serves_http: bool,
 ) -> anyhow::Result<Executors> {
     let objects = &ports.objects;
+    let http_slots = match serves_http {
+        true => config.http_max_concurrent.min(u32::MAX as usize / 4) as u32,
+        false => 0,
+    };
     let wasm = WasmtimeExecutor::new(
         WasmtimeConfig {
             cache_dir: config.data_dir.join("compiled"),
             // Executions (twice: a draining attempt and its successor) and HTTP requests.
-            max_instances: (config.max_concurrent as u32).max(1) * 2
-                + config.http_max_concurrent.min(u32::MAX as usize / 4) as u32,
+            max_instances: (config.max_concurrent as u32).max(1) * 2 + http_slots,
             max_memory_mb: config.max_memory_mb,
             tmp_cap_bytes: config.tmp_cap_bytes,
             max_compiles: config.wasm_max_compiles,

@@ -211,6 +211,8 @@ fn compose_file_validates() {
         "autoscaler:",
         "faas.role: worker",
         "FAAS_NATS_PASSWORD:",
+        // Every worker serves the functions' HTTP endpoints (APISIX routes /fn/ there).
+        "FAAS_HTTP_ADDRESS: 0.0.0.0:8088",
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }

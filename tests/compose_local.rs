@@ -11,7 +11,9 @@
 //!    every service must turn healthy (`functions-check` exit 0); the functions'
 //!    network is internal with inter-container traffic off, as the executor requires;
 //! 4. through the published API port: register, log in, deploy a wasm function and an
-//!    image function (a busybox probe built FROM scratch here), run both. The probe,
+//!    image function (a busybox probe built FROM scratch here), run both; a wasi:http
+//!    function enabled for HTTP answers on each worker's published functions port
+//!    (FAAS_HTTP_ADDRESS, `/fn/...`), which has no API route. The probe,
 //!    running on the functions' network, reads its granted object at the network's
 //!    gateway, is refused the object it was not granted, gets 404 for `/auth/login` on
 //!    the capability listener and reaches `/auth/login` nowhere else (`api` does not
@@ -207,7 +209,7 @@ fn env_file(
         "NATS requires a password in compose"
     );
     let extra = format!(
-        "COMPOSE_PROJECT_NAME={}\nNETWORK_NAME={}\nAPI_PUBLISH=127.0.0.1:\n\
+        "COMPOSE_PROJECT_NAME={}\nNETWORK_NAME={}\nAPI_PUBLISH=127.0.0.1:\nWORKER_HTTP_PUBLISH=127.0.0.1:\n\
          FAAS_FUNCTIONS_SUBNET={}\nFAAS_FUNCTIONS_GATEWAY={}\nFAAS_NATS_HOST_PORT={}\n\
          FAAS_LOCAL_IMAGE={}\nNATS_LOCAL_IMAGE={}\nCHECK_INTERVAL=2s\nCOOLDOWN_PERIOD=3s\n\
          FAAS_SHUTDOWN_GRACE_SECS=5\nWORKER_STOP_GRACE=30s\n\
@@ -330,6 +332,36 @@ async fn probe_runs(api: &Api, token: &str, unreachable: Value) -> Value {
     run["result"].clone()
 }
 
+/// A wasi:http function enabled through the API answers on both workers' own
+/// functions listeners (FAAS_HTTP_ADDRESS), which serve nothing of the API.
+async fn functions_served_by_workers(stack: &Stack, api: &Api, token: &str) {
+    let f = api
+        .deploy(token, "json-api", sample("rust-http-api.wasm"), &[])
+        .await
+        .expect(201);
+    let fid = f["id"].as_str().unwrap();
+    let on = json!({"enabled": true, "access": "public"});
+    api.put(token, &format!("/api/functions/{fid}/http"), on)
+        .await
+        .expect(200);
+    for index in [1, 2] {
+        let worker = Api::new(&stack.worker_functions(index));
+        let got = worker
+            .send(
+                worker
+                    .http
+                    .get(worker.url("/fn/ada/json-api/greet?name=compose")),
+            )
+            .await
+            .expect(200);
+        assert_eq!(got, json!({"greeting": "hello, compose"}), "worker {index}");
+        worker
+            .get(token, "/api/me")
+            .await
+            .expect_error(404, "not_found");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn make_run_local_comes_up_runs_functions_scales_and_leaves_nothing() {
     let started = Instant::now();
@@ -385,6 +417,7 @@ async fn make_run_local_comes_up_runs_functions_scales_and_leaves_nothing() {
         .expect(201);
     let wasm_id = wasm["id"].as_str().unwrap().to_string();
     wasm_runs(&api, &token, &wasm_id, "Ada").await;
+    functions_served_by_workers(&stack, &api, &token).await;
 
     let api_port = api.base.rsplit(':').next().unwrap().to_string();
     let unreachable = json!({

@@ -11,6 +11,7 @@
 //! - [`callbacks`]: signed callbacks of final records (SSRF guard, deliverer).
 //!
 //! [`serve`] runs the router on a listener until a shutdown signal;
+//! [`serve_functions`] serves the functions' endpoints alone (a worker's listener);
 //! [`serve_with_gateway`] does too, but answers connections that arrive on the
 //! functions' network gateway with the capability routes only.
 
@@ -55,6 +56,16 @@ pub async fn serve_capabilities(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     serve_router(listener, routes::capability_router(state), shutdown).await
+}
+
+/// Serves only the functions' endpoints (see [`routes::functions_router`]), with the
+/// same tracing span per request as [`serve`].
+pub async fn serve_functions(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_router(listener, routes::functions_router(state), shutdown).await
 }
 
 /// Like [`serve`] on a listener bound to every address, except that a connection

@@ -150,6 +150,18 @@ fn endpoint_router() -> Router<AppState> {
         .layer(DefaultBodyLimit::disable())
 }
 
+/// Only the functions' endpoints (`/fn/...`) and `/healthz`: the listener of
+/// FAAS_HTTP_ADDRESS (every `faas worker` in the cluster). Nothing of the API: any
+/// other path is the JSON 404 of the API's fallback.
+pub fn functions_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .fallback(crate::error::fallback)
+        .layer(axum::middleware::from_fn(crate::error::json_errors))
+        .merge(endpoint_router())
+        .with_state(state)
+}
+
 /// Only the capability route (`/api/exec-objects/...`) and `/healthz`: what function
 /// containers may reach on the listener bound to their network's gateway.
 pub fn capability_router(state: AppState) -> Router {

@@ -175,6 +175,13 @@ impl Stack {
         Api::new(&format!("http://{}", addr.trim()))
     }
 
+    /// The host address of worker `index`'s (1-based) functions listener (`/fn/...`).
+    pub fn worker_functions(&self, index: usize) -> String {
+        let i = format!("--index={index}");
+        let addr = self.compose(&["port", &i, "worker", "8088"]);
+        format!("http://{}", addr.trim())
+    }
+
     /// As `make down`: the autoscaler's clones first (they hold the networks), then
     /// `down --volumes --remove-orphans`. Never panics (also runs on drop).
     pub fn teardown(&mut self) -> Option<Output> {
