@@ -90,7 +90,10 @@ async fn versions_and_aliases(nats: Option<&NatsServer>) {
         .get(&token, &format!("/api/functions/{fid}"))
         .await
         .expect(200);
-    assert_eq!((&f["latest_version"], &f["versions"]), (&json!(1), &json!([1])));
+    assert_eq!(
+        (&f["latest_version"], &f["versions"]),
+        (&json!(1), &json!([1]))
+    );
     let first = run(&app, &token, &fid, json!({})).await;
     assert!(ran_hello(&first), "{first}");
     assert_eq!(first["function_version"], 1);
@@ -102,15 +105,25 @@ async fn versions_and_aliases(nats: Option<&NatsServer>) {
         .expect(201);
     assert_eq!(v2["version"], 2);
     assert_eq!(v2["aliases"], json!(["latest"]));
-    assert_eq!(v2["env"], json!({"greeting": "bonjour"}), "env in the clear");
+    assert_eq!(
+        v2["env"],
+        json!({"greeting": "bonjour"}),
+        "env in the clear"
+    );
     let latest = run(&app, &token, &fid, json!({})).await;
     assert_eq!(latest["function_version"], 2);
-    assert!(env_keys(&latest).contains(&"GREETING".to_string()), "{latest}");
+    assert!(
+        env_keys(&latest).contains(&"GREETING".to_string()),
+        "{latest}"
+    );
 
     // An alias pins version 1; moving it rolls forward and back.
     put_alias(&app, &token, &fid, "stable", 1).await;
     let pinned = run(&app, &token, &fid, json!({"alias": "stable"})).await;
-    assert!(ran_hello(&pinned) && pinned["function_version"] == 1, "{pinned}");
+    assert!(
+        ran_hello(&pinned) && pinned["function_version"] == 1,
+        "{pinned}"
+    );
     put_alias(&app, &token, &fid, "stable", 2).await;
     let moved = run(&app, &token, &fid, json!({"alias": "stable"})).await;
     assert_eq!(moved["function_version"], 2);
@@ -182,13 +195,21 @@ async fn versions_and_aliases(nats: Option<&NatsServer>) {
     put_alias(&app, &token, &fid, "stable", 2).await;
     let retried = app
         .api
-        .post(&token, &format!("/api/executions/{}/retry", back["id"].as_str().unwrap()), json!({}))
+        .post(
+            &token,
+            &format!("/api/executions/{}/retry", back["id"].as_str().unwrap()),
+            json!({}),
+        )
         .await
         .expect(202);
     assert_eq!(retried["retry_of"], back["id"]);
     let done = app
         .api
-        .wait(&token, retried["id"].as_str().unwrap(), Duration::from_secs(60))
+        .wait(
+            &token,
+            retried["id"].as_str().unwrap(),
+            Duration::from_secs(60),
+        )
         .await;
     assert!(ran_hello(&done) && done["function_version"] == 1, "{done}");
     assert_eq!(done["input"], back["input"]);
@@ -199,14 +220,24 @@ async fn versions_and_aliases(nats: Option<&NatsServer>) {
         .await
         .expect(204);
     app.api
-        .post(&token, "/api/executions", json!({"function_id": fid, "version": 1}))
+        .post(
+            &token,
+            "/api/executions",
+            json!({"function_id": fid, "version": 1}),
+        )
         .await
         .expect_error(404, "not_found");
     app.api
-        .post(&token, &format!("/api/executions/{}/retry", back["id"].as_str().unwrap()), json!({}))
+        .post(
+            &token,
+            &format!("/api/executions/{}/retry", back["id"].as_str().unwrap()),
+            json!({}),
+        )
         .await
         .expect_error(404, "not_found");
-    let v3 = new_version(&app, &token, &fid, "c-hello.wasm", &[]).await.expect(201);
+    let v3 = new_version(&app, &token, &fid, "c-hello.wasm", &[])
+        .await
+        .expect(201);
     assert_eq!(v3["version"], 3, "numbers are never reused");
     assert!(ran_hello(&run(&app, &token, &fid, json!({})).await));
 
@@ -258,7 +289,11 @@ async fn hostile(nats: Option<&NatsServer>) {
             .expect_error(404, "not_found");
     }
     app.api
-        .put(&token, &format!("{base}/aliases/latest"), json!({"version": 1}))
+        .put(
+            &token,
+            &format!("{base}/aliases/latest"),
+            json!({"version": 1}),
+        )
         .await
         .expect_error(400, "invalid_alias");
     app.api
@@ -266,19 +301,35 @@ async fn hostile(nats: Option<&NatsServer>) {
         .await
         .expect_error(400, "invalid_alias");
     app.api
-        .put(&token, &format!("{base}/aliases/.hidden"), json!({"version": 1}))
+        .put(
+            &token,
+            &format!("{base}/aliases/.hidden"),
+            json!({"version": 1}),
+        )
         .await
         .expect_error(400, "invalid_alias");
     app.api
-        .put(&token, &format!("{base}/aliases/prod"), json!({"version": 9}))
+        .put(
+            &token,
+            &format!("{base}/aliases/prod"),
+            json!({"version": 9}),
+        )
         .await
         .expect_error(404, "not_found");
     app.api
-        .put(&token, &format!("{base}/aliases/prod"), json!({"version": 0}))
+        .put(
+            &token,
+            &format!("{base}/aliases/prod"),
+            json!({"version": 0}),
+        )
         .await
         .expect_error(400, "invalid_version");
     app.api
-        .put(&token, &format!("{base}/aliases/prod"), json!({"version": "1"}))
+        .put(
+            &token,
+            &format!("{base}/aliases/prod"),
+            json!({"version": "1"}),
+        )
         .await
         .expect_error(400, "malformed_json");
     app.api
@@ -297,14 +348,27 @@ async fn hostile(nats: Option<&NatsServer>) {
     submit(json!({"version": 1, "alias": "latest"}))
         .await
         .expect_error(400, "invalid_version");
-    submit(json!({"version": 0})).await.expect_error(400, "invalid_version");
-    submit(json!({"version": 2})).await.expect_error(404, "not_found");
-    submit(json!({"alias": "nope"})).await.expect_error(404, "not_found");
-    submit(json!({"version": -1})).await.expect_error(400, "malformed_json");
+    submit(json!({"version": 0}))
+        .await
+        .expect_error(400, "invalid_version");
+    submit(json!({"version": 2}))
+        .await
+        .expect_error(404, "not_found");
+    submit(json!({"alias": "nope"}))
+        .await
+        .expect_error(404, "not_found");
+    submit(json!({"version": -1}))
+        .await
+        .expect_error(400, "malformed_json");
 
     // Env is checked like secrets' names, with bounded values.
     let long = json!({"a": "x".repeat(4097)}).to_string();
-    for env in [r#"{"FAAS_X":"1"}"#, r#"{"bad name":"1"}"#, "not json", &long] {
+    for env in [
+        r#"{"FAAS_X":"1"}"#,
+        r#"{"bad name":"1"}"#,
+        "not json",
+        &long,
+    ] {
         let r = new_version(&app, &token, &fid, "c-hello.wasm", &[("env", env)]).await;
         assert_eq!(r.status, 400, "{env}: {}", r.body);
     }
@@ -336,7 +400,11 @@ async fn hostile(nats: Option<&NatsServer>) {
         .await
         .expect_error(404, "not_found");
     app.api
-        .put(&other, &format!("{base}/aliases/prod"), json!({"version": 1}))
+        .put(
+            &other,
+            &format!("{base}/aliases/prod"),
+            json!({"version": 1}),
+        )
         .await
         .expect_error(404, "not_found");
     app.api
@@ -361,11 +429,19 @@ async fn hostile(nats: Option<&NatsServer>) {
         .submit(&token, &spin, json!({"direct_inputs": {"ms": 5000}}))
         .await;
     app.api
-        .post(&token, &format!("/api/executions/{running}/retry"), json!({}))
+        .post(
+            &token,
+            &format!("/api/executions/{running}/retry"),
+            json!({}),
+        )
         .await
         .expect_error(409, "conflict");
     app.api
-        .post(&token, &format!("/api/executions/{running}/cancel"), json!({}))
+        .post(
+            &token,
+            &format!("/api/executions/{running}/cancel"),
+            json!({}),
+        )
         .await
         .expect(200);
     app.stop().await;

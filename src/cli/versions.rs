@@ -107,7 +107,11 @@ pub async fn versions(client: &Client, args: VersionsArgs) -> CliResult<()> {
 /// Deletes a version no alias points at.
 pub async fn version_rm(client: &Client, args: VersionRmArgs) -> CliResult<()> {
     let (f, _) = resolve(client, &args.function).await?;
-    let path = format!("/api/functions/{}/versions/{}", segment(&f.id), args.version);
+    let path = format!(
+        "/api/functions/{}/versions/{}",
+        segment(&f.id),
+        args.version
+    );
     client.delete(&path).await?;
     output::line(&format!("Deleted version {} of {}", args.version, f.name))
 }

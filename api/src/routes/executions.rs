@@ -284,7 +284,10 @@ pub async fn retry(
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "conflict",
-            format!("execution is still {}; retry a final one", old.status.as_str()),
+            format!(
+                "execution is still {}; retry a final one",
+                old.status.as_str()
+            ),
         ));
     }
     let function = super::functions::owned(&state, &caller, &old.function_id).await?;

@@ -378,11 +378,13 @@ pub async fn delete_alias(
     validate_alias(&alias).map_err(invalid_as("invalid_alias"))?;
     state
         .store
-        .change_function(&id, &caller.id, |f| match f.versions.aliases.remove(&alias) {
-            Some(_) => Ok(()),
-            None => Err(faas_runtime::Error::NotFound(format!(
-                "alias {alias:?} not found"
-            ))),
+        .change_function(&id, &caller.id, |f| {
+            match f.versions.aliases.remove(&alias) {
+                Some(_) => Ok(()),
+                None => Err(faas_runtime::Error::NotFound(format!(
+                    "alias {alias:?} not found"
+                ))),
+            }
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)

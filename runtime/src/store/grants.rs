@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Store, buckets as b};
-use crate::ports::Scan;
 use crate::Result;
+use crate::ports::Scan;
 
 /// A capability grant of one attempt.
 #[derive(Debug, Clone, Serialize, Deserialize)]

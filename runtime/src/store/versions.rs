@@ -204,10 +204,7 @@ impl Store {
         version: Option<u64>,
     ) -> Result<bool> {
         let skip_function = |key: &str| version.is_none() && key == function_id;
-        if self
-            .any_record(b::FUNCTIONS, sha256, skip_function)
-            .await?
-        {
+        if self.any_record(b::FUNCTIONS, sha256, skip_function).await? {
             return Ok(true);
         }
         let prefix = format!("{function_id}.");
@@ -292,9 +289,16 @@ mod tests {
         assert_eq!(v1.module_sha256.as_deref(), Some("aa"));
         assert!(s.get_version(&f, 2).await.unwrap().is_none());
 
-        let (f, v2) = s.add_version(&f.id, "u", version_of(&f, "bb")).await.unwrap();
+        let (f, v2) = s
+            .add_version(&f.id, "u", version_of(&f, "bb"))
+            .await
+            .unwrap();
         assert_eq!((v2.version, f.versions.latest_version), (2, 2));
-        assert_eq!(f.module_sha256.as_deref(), Some("bb"), "the record mirrors latest");
+        assert_eq!(
+            f.module_sha256.as_deref(),
+            Some("bb"),
+            "the record mirrors latest"
+        );
         // Version 1 kept its module once the mirror moved on.
         let v1 = s.get_version(&f, 1).await.unwrap().unwrap();
         assert_eq!(v1.module_sha256.as_deref(), Some("aa"));
@@ -309,7 +313,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         let f = legacy(&s).await;
-        s.add_version(&f.id, "u", version_of(&f, "bb")).await.unwrap();
+        s.add_version(&f.id, "u", version_of(&f, "bb"))
+            .await
+            .unwrap();
         s.change_function(&f.id, "u", |f| {
             f.versions.aliases.insert("stable".into(), 1);
             Ok(())

@@ -161,7 +161,11 @@ async fn read_form(state: &AppState, mut form: Multipart) -> ApiResult<(Option<S
         let invalid = |what: &str| {
             ApiError::bad_request("invalid_field", format!("{field_name} must be {what}"))
         };
-        let number = |t: &str| t.trim().parse::<u64>().map_err(|_| invalid("a whole number"));
+        let number = |t: &str| {
+            t.trim()
+                .parse::<u64>()
+                .map_err(|_| invalid("a whole number"))
+        };
         match field_name.as_str() {
             "name" => name = Some(text),
             "description" => spec.description = text,
