@@ -110,6 +110,20 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401",
 [[operations]]
 include-name = "POST /api/functions"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+# A new version's module must be valid wasm too (400 invalid_module).
+[[operations]]
+include-name = "POST /api/functions/{id}/versions"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+# The alias latest matches the alias pattern but cannot be set or deleted (400).
+[[operations]]
+include-name = "PUT /api/functions/{id}/aliases/{alias}"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
+
+[[operations]]
+include-name = "DELETE /api/functions/{id}/aliases/{alias}"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
 TOML
 
 # fuzz <report name> <token> [schemathesis options]: one schemathesis run.

@@ -7,8 +7,9 @@
 //! - [`output`]: tables on a terminal, JSON with `--json`, broken pipes as success;
 //! - [`auth`]: `login`, `logout`, `whoami`;
 //! - [`functions`]: `fn deploy|ls|show|rm`, a function named by its name or id;
+//! - [`versions`]: `fn publish|versions|version-rm|alias`, versions and aliases;
 //! - [`invoke`]: `invoke`, the input built from flags, waiting for the outcome;
-//! - [`executions`]: `exec ls|show|logs|cancel` (logs `--follow` the event stream);
+//! - [`executions`]: `exec ls|show|logs|cancel|retry` (logs `--follow` the event stream);
 //! - [`objects`]: `obj put|get|ls|rm`, streamed with a progress bar on a terminal;
 //! - [`secrets`]: `secret set|ls|rm`, values from stdin or a prompt, never argv;
 //! - [`completions`]: shell completion scripts.
@@ -27,6 +28,7 @@ pub mod objects;
 pub mod output;
 pub mod secrets;
 pub mod session;
+pub mod versions;
 
 use std::io::Write;
 

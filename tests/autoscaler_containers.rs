@@ -466,6 +466,7 @@ fn sleeper_request(image: &str) -> faas_runtime::ports::ExecutionRequest {
         timeout_secs: 20,
         memory_mb: 64,
         created_at: now(),
+        versions: Default::default(),
     };
     faas_runtime::ports::ExecutionRequest {
         execution_id: new_id(),

@@ -20,7 +20,7 @@ use utoipa::{Modify, OpenApi};
 use crate::error::{ApiJson, ErrorBody};
 use crate::routes::{
     auth, callback_key, endpoint, executions, functions, health, http_settings, invoke, me,
-    metrics, objects, pages, quotas, secrets, users, workers,
+    metrics, objects, pages, quotas, secrets, users, versions, workers,
 };
 use crate::state::{ApiLimits, AppState};
 
@@ -56,7 +56,10 @@ impl Modify for BearerAuth {
         users::logout_all, quotas::get, quotas::put,
         me::get, me::change_password,
         functions::create, functions::list, functions::get, functions::delete,
+        versions::create, versions::list, versions::get, versions::delete,
+        versions::list_aliases, versions::get_alias, versions::put_alias, versions::delete_alias,
         executions::submit, executions::list, executions::get, executions::cancel,
+        executions::retry,
         executions::wait::events, invoke::invoke, callback_key::get, callback_key::rotate,
         objects::upload, objects::download, objects::delete, objects::list, objects::capability,
         secrets::create, secrets::list, secrets::get, secrets::update, secrets::delete,
@@ -73,7 +76,12 @@ pub struct ApiDoc;
 pub fn document(limits: &ApiLimits) -> Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}));
     let schemas = "/components/schemas";
-    for form in ["ImageFunction", "WasmFunctionForm"] {
+    for form in [
+        "ImageFunction",
+        "WasmFunctionForm",
+        "ImageVersion",
+        "WasmVersionForm",
+    ] {
         let props = format!("{schemas}/{form}/properties");
         set(
             &mut doc,

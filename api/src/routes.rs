@@ -15,6 +15,7 @@ pub mod pages;
 pub mod quotas;
 pub mod secrets;
 pub mod users;
+pub mod versions;
 pub mod workers;
 
 use axum::Router;
@@ -70,11 +71,29 @@ pub fn router(state: AppState) -> Router {
             get(functions::get).delete(functions::delete),
         )
         .route(
+            "/api/functions/{id}/versions",
+            get(versions::list)
+                .post(versions::create)
+                .layer(upload_limit),
+        )
+        .route(
+            "/api/functions/{id}/versions/{version}",
+            get(versions::get).delete(versions::delete),
+        )
+        .route("/api/functions/{id}/aliases", get(versions::list_aliases))
+        .route(
+            "/api/functions/{id}/aliases/{alias}",
+            get(versions::get_alias)
+                .put(versions::put_alias)
+                .delete(versions::delete_alias),
+        )
+        .route(
             "/api/executions",
             get(executions::list).post(executions::submit),
         )
         .route("/api/executions/{id}", get(executions::get))
         .route("/api/executions/{id}/cancel", post(executions::cancel))
+        .route("/api/executions/{id}/retry", post(executions::retry))
         .route("/api/executions/{id}/events", get(executions::events))
         .route("/api/functions/{id}/invoke", post(invoke::invoke))
         .route("/api/callback-key", get(callback_key::get))

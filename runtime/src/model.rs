@@ -6,6 +6,9 @@ pub mod http;
 pub use http::{HttpAccess, HttpKey, HttpSettings};
 
 mod callback;
+pub mod version;
+
+pub use version::{FunctionVersion, LATEST, VersionIndex};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -130,6 +133,10 @@ pub struct Function {
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: OffsetDateTime,
+    /// Its versions and aliases; the fields above (but `name` and `description`)
+    /// mirror the newest version.
+    #[serde(flatten)]
+    pub versions: VersionIndex,
 }
 
 /// Where an execution is in its life.
@@ -228,6 +235,13 @@ pub struct Execution {
     /// The signed callback of the final record, when the submit asked for one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<Callback>,
+    /// The version of the function it runs (every attempt runs this one); absent
+    /// on records older than versions (they ran the function's only version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_version: Option<u64>,
+    /// The execution this one retries (`POST /api/executions/{id}/retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<String>,
 }
 
 impl Execution {
@@ -252,6 +266,8 @@ impl Execution {
             duration_ms: None,
             traceparent: None,
             callback: None,
+            function_version: Some(function.versions.latest_version.max(1)),
+            retry_of: None,
         }
     }
 
@@ -483,6 +499,7 @@ impl Function {
             timeout_secs: 1,
             memory_mb: 1,
             created_at: now(),
+            versions: VersionIndex::first(),
         }
     }
 }

@@ -16,6 +16,7 @@ mod records;
 pub mod spill;
 mod user_cache;
 mod users;
+mod versions;
 mod workers;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub use grants::{Grant, grant_key};
 pub use http::MAX_HTTP_KEYS;
 pub use idempotency::{Claim, IDEMPOTENCY_TTL, IdempotencyRecord};
 pub use user_cache::USER_TTL;
+pub use versions::version_key;
 
 /// Bucket names.
 pub mod buckets {
@@ -80,6 +82,8 @@ pub mod buckets {
     pub const HTTP_SETTINGS: &str = "http_settings";
     /// `<function id>.<key id>` -> an access key of the function's endpoint (hashed).
     pub const HTTP_KEYS: &str = "http_keys";
+    /// `<function id>.<version, 20 digits>` -> a version of a function.
+    pub const FUNCTION_VERSIONS: &str = "function_versions";
     /// Every bucket above.
     pub const ALL: &[&str] = &[
         USERS,
@@ -103,6 +107,7 @@ pub mod buckets {
         CALLBACK_KEYS,
         HTTP_SETTINGS,
         HTTP_KEYS,
+        FUNCTION_VERSIONS,
     ];
 }
 

@@ -66,6 +66,7 @@ fn function() -> Function {
         timeout_secs: 5,
         memory_mb: 64,
         created_at: now(),
+        versions: Default::default(),
     }
 }
 

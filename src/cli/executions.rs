@@ -23,6 +23,8 @@ pub enum ExecCommand {
     Logs(LogsArgs),
     /// Cancel a pending or running execution.
     Cancel(IdArgs),
+    /// Run a final execution again (same input, secrets and function version).
+    Retry(IdArgs),
 }
 
 /// `faas exec ls`.
@@ -88,6 +90,16 @@ pub async fn run(command: ExecCommand) -> CliResult<()> {
                 decode(get(&client, &args.id).await?)?
             };
             output::out(exec.logs.as_deref().unwrap_or(""))
+        }
+        ExecCommand::Retry(args) => {
+            let path = format!("/api/executions/{}/retry", segment(&args.id));
+            let exec: Execution = decode(client.post(&path, &Value::Null).await?)?;
+            output::line(&format!(
+                "Execution {} retries {} (version {})",
+                exec.id,
+                args.id,
+                output::or_dash(exec.function_version)
+            ))
         }
         ExecCommand::Cancel(args) => {
             let path = format!("/api/executions/{}/cancel", segment(&args.id));

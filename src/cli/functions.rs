@@ -1,5 +1,6 @@
-//! `faas fn deploy|ls|show|rm`, and how a function is named: by its name (letter
-//! case aside, as the API compares names) or by its id.
+//! `faas fn deploy|ls|show|rm` (and [`super::versions`]' `publish|versions|
+//! version-rm|alias`), and how a function is named: by its name (letter case
+//! aside, as the API compares names) or by its id.
 
 use std::path::PathBuf;
 
@@ -23,6 +24,15 @@ pub enum FnCommand {
     Show(ShowArgs),
     /// Delete a function and its objects (its executions' records stay).
     Rm(RmArgs),
+    /// Publish the next version of a function (NAME is the function's name or id);
+    /// it becomes `latest`.
+    Publish(DeployArgs),
+    /// List a function's versions and the aliases pointing at them.
+    Versions(super::versions::VersionsArgs),
+    /// Delete a version no alias points at.
+    VersionRm(super::versions::VersionRmArgs),
+    /// Point an alias at a version (rollback: point it back), or delete it with --rm.
+    Alias(super::versions::AliasArgs),
 }
 
 /// `faas fn deploy`.
@@ -53,6 +63,9 @@ pub struct DeployArgs {
     /// When to pull an image: if-not-present (default), always, never.
     #[arg(long, value_name = "POLICY", requires = "image")]
     pub pull_policy: Option<String>,
+    /// Non-secret configuration given to the function as an env var (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
     /// Print the deployed function as JSON.
     #[arg(long)]
     pub json: bool,
@@ -96,6 +109,10 @@ pub async fn run(command: FnCommand) -> CliResult<()> {
             }
             show(&decode(raw)?)
         }
+        FnCommand::Publish(args) => super::versions::publish(&client, args).await,
+        FnCommand::Versions(args) => super::versions::versions(&client, args).await,
+        FnCommand::VersionRm(args) => super::versions::version_rm(&client, args).await,
+        FnCommand::Alias(args) => super::versions::alias(&client, args).await,
         FnCommand::Rm(args) => {
             let (f, _) = resolve(&client, &args.function).await?;
             client
@@ -130,8 +147,26 @@ async fn deploy(client: &Client, args: DeployArgs) -> CliResult<()> {
     ))
 }
 
-/// The multipart form of a wasm deploy.
-async fn wasm_form(args: &DeployArgs, path: &std::path::Path) -> CliResult<Form> {
+/// `KEY=VALUE` of `--env`.
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+/// `--env` as a JSON object, if any was given.
+fn env_object(args: &DeployArgs) -> Option<Value> {
+    let map: serde_json::Map<String, Value> = args
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+        .collect();
+    (!map.is_empty()).then_some(Value::Object(map))
+}
+
+/// The multipart form of a wasm deploy or version.
+pub(super) async fn wasm_form(args: &DeployArgs, path: &std::path::Path) -> CliResult<Form> {
     let bytes = tokio::fs::read(path)
         .await
         .map_err(CliError::io(format!("read {}", path.display())))?;
@@ -155,17 +190,21 @@ async fn wasm_form(args: &DeployArgs, path: &std::path::Path) -> CliResult<Form>
     if let Some(m) = args.memory {
         form = form.text("memory_mb", m.to_string());
     }
+    if let Some(env) = env_object(args) {
+        form = form.text("env", env.to_string());
+    }
     Ok(form)
 }
 
-/// The JSON body of an image deploy.
-fn image_body(args: &DeployArgs, image: &str) -> Value {
+/// The JSON body of an image deploy or version.
+pub(super) fn image_body(args: &DeployArgs, image: &str) -> Value {
     let mut body = json!({"name": args.name, "image_url": image});
     let fields = [
         ("description", args.description.clone().map(Value::from)),
         ("timeout_secs", args.timeout.map(Value::from)),
         ("memory_mb", args.memory.map(Value::from)),
         ("pull_policy", args.pull_policy.clone().map(Value::from)),
+        ("env", env_object(args)),
     ];
     for (k, v) in fields {
         if let Some(v) = v {
@@ -249,7 +288,17 @@ fn show(f: &Function) -> CliResult<()> {
         ("timeout", format!("{} s", f.timeout_secs)),
         ("memory", format!("{} MiB", f.memory_mb)),
         ("created", output::when(f.created_at)),
+        ("latest version", f.versions.latest_version.to_string()),
     ];
+    if !f.versions.aliases.is_empty() {
+        let aliases: Vec<String> = f
+            .versions
+            .aliases
+            .iter()
+            .map(|(a, v)| format!("{a}={v}"))
+            .collect();
+        rows.push(("aliases", aliases.join(", ")));
+    }
     if let Some(p) = f.pull_policy {
         let p = serde_json::to_value(p).unwrap_or_default();
         rows.push(("pull policy", p.as_str().unwrap_or("-").to_string()));

@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
+use crate::routes::versions::VersionChoice;
 use crate::state::AppState;
 use crate::trace::TraceContext;
 
-pub use start::{IDEMPOTENCY_KEY_PATTERN, Started, idempotency_key, prepare, start};
+pub use start::{IDEMPOTENCY_KEY_PATTERN, Started, idempotency_key, prepare, prepare_at, start};
 pub use wait::{WaitQuery, events};
 
 /// A submission.
@@ -31,6 +32,12 @@ pub struct Submit {
     /// Where to POST the final record, signed (see `GET /api/callback-key`).
     #[schema(schema_with = callback_url_schema)]
     pub callback_url: Option<String>,
+    /// The version to run (default: the newest); not with `alias`.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
+    pub version: Option<u64>,
+    /// The alias whose version to run (`latest`: the newest); not with `version`.
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
+    pub alias: Option<String>,
 }
 
 /// The schema of `callback_url`.
@@ -107,8 +114,8 @@ pub struct ExecutionList {
     params(IdempotencyHeader),
     responses((status = 202, description = "Queued (`pending`); with an `Idempotency-Key` used before (same user, same request, within 24 h), the execution that request made, with `Idempotent-Replayed: true`", body = Execution),
         (status = 429, description = "A per-user quota is reached (`quota_exceeded`, names the quota; `Retry-After` for rates)", body = ErrorBody),
-        (status = 400, description = "Invalid input, an unknown secret, a refused `callback_url` (`invalid_callback_url`), a malformed `Idempotency-Key`, or a malformed body", body = ErrorBody),
-        (status = 404, description = "No such function of the caller's", body = ErrorBody),
+        (status = 400, description = "Invalid input, an unknown secret, a refused `callback_url` (`invalid_callback_url`), a malformed `Idempotency-Key`, both `version` and `alias` or version 0 (`invalid_version`), or a malformed body", body = ErrorBody),
+        (status = 404, description = "No such function of the caller's, or no such version or alias of it", body = ErrorBody),
         (status = 409, description = "A request with the same `Idempotency-Key` is still being accepted", body = ErrorBody),
         (status = 413, description = "The input is larger than the operator's limit", body = ErrorBody),
         (status = 422, description = "The `Idempotency-Key` was used with a different request (`idempotency_mismatch`; the request includes `callback_url`)", body = ErrorBody),
@@ -121,10 +128,15 @@ pub async fn submit(
     ApiJson(body): ApiJson<Submit>,
 ) -> ApiResult<Response> {
     let key = idempotency_key(&headers)?;
-    let mut exec = prepare(
+    let choice = VersionChoice {
+        version: body.version,
+        alias: body.alias,
+    };
+    let mut exec = prepare_at(
         &state,
         &caller,
         &body.function_id,
+        &choice,
         body.input,
         body.callback_url,
     )
@@ -242,4 +254,53 @@ pub async fn cancel(
         "conflict",
         "the execution kept changing; retry",
     ))
+}
+
+/// Runs a final execution again: a new execution with the same input (so the
+/// same secrets and objects) and the same function version, even if an alias
+/// moved since, linked to it by `retry_of`. Quotas apply; no callback is carried.
+#[utoipa::path(post, path = "/api/executions/{id}/retry", tag = "executions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The execution's id")),
+    responses((status = 202, description = "Queued (`pending`), with `retry_of`", body = Execution),
+        (status = 404, description = "No such execution of the caller's, or its function or version was deleted", body = ErrorBody),
+        (status = 409, description = "The execution is not final yet", body = ErrorBody),
+        (status = 429, description = "A per-user quota is reached (`quota_exceeded`)", body = ErrorBody),
+        (status = 503, description = "The queue is full or a backend is unavailable", body = ErrorBody)))]
+pub async fn retry(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    trace: Option<Extension<TraceContext>>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
+    if !super::functions::is_id(&id) {
+        return Err(ApiError::not_found("execution"));
+    }
+    let (old, _) = state
+        .store
+        .get_execution(&id, Some(&caller.id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("execution"))?;
+    if !old.status.is_final() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "execution is still {}; retry a final one",
+                old.status.as_str()
+            ),
+        ));
+    }
+    let function = super::functions::owned(&state, &caller, &old.function_id).await?;
+    let choice = VersionChoice {
+        version: Some(old.function_version.unwrap_or(1)),
+        alias: None,
+    };
+    choice.resolve(&function)?;
+    let mut exec = Execution::pending(&function, old.input.clone());
+    exec.function_version = choice.version;
+    exec.retry_of = Some(old.id.clone());
+    exec.traceparent = trace.map(|Extension(t)| t.header());
+    let started = start(&state, &caller, exec, None).await?;
+    tracing::info!(execution.id = %started.exec.id, retry_of = %old.id, "execution retried");
+    Ok(started.respond(StatusCode::ACCEPTED, &started.exec, HeaderMap::new()))
 }

@@ -1,24 +1,29 @@
-//! `/api/functions`: deploy (JSON for images, multipart for wasm), list, get, delete.
+//! `/api/functions`: deploy (JSON for images, multipart for wasm), list, get,
+//! delete; [`spec`] reads and builds what a deploy or a new version runs.
+
+pub(crate) mod spec;
+
+use std::collections::BTreeMap;
 
 use axum::Extension;
-use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use bytes::{Bytes, BytesMut};
+use faas_runtime::model::version::{MAX_ENV_VALUE_BYTES, MAX_ENV_VARS};
 use faas_runtime::model::{
-    Function, MODULES_BUCKET, PullPolicy, RuntimeKind, new_id, now, objects_bucket, validate_name,
+    Function, FunctionVersion, MODULES_BUCKET, PullPolicy, RuntimeKind, VersionIndex, new_id, now,
+    objects_bucket, validate_name,
 };
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::users::PageQuery;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
 
-/// An image function to deploy.
+/// An image function to deploy (documentation of the JSON body).
 #[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
 pub struct ImageFunction {
     /// Name (1-128 of `A-Z a-z 0-9 . _ -`, not starting with a dot).
     #[schema(
@@ -47,6 +52,36 @@ pub struct ImageFunction {
     pub memory_mb: Option<u64>,
     /// `if-not-present` (default), `always` or `never`.
     pub pull_policy: Option<PullPolicy>,
+    /// Non-secret configuration of version 1, given to the function as env vars.
+    #[serde(default)]
+    #[schema(schema_with = env_schema)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// The schema of a version's `env`.
+pub(crate) fn env_schema() -> utoipa::openapi::schema::Schema {
+    let schema = serde_json::json!({
+        "type": "object",
+        "description": format!("Non-secret configuration given to the function as env vars \
+            (names upper-cased, as secrets; a secret of the same name wins), listed in the clear. \
+            Names as for secrets (not `API_BASE_URL` nor `FAAS_*`, no two equal ignoring case), \
+            values up to {MAX_ENV_VALUE_BYTES} bytes, at most {MAX_ENV_VARS} entries."),
+        "maxProperties": MAX_ENV_VARS,
+        "propertyNames": {"pattern": crate::openapi::NAME_PATTERN},
+        "additionalProperties": {"type": "string", "maxLength": MAX_ENV_VALUE_BYTES},
+    });
+    serde_json::from_value(schema).unwrap_or_default()
+}
+
+/// The schema of a form's `env`: JSON text of an [`env_schema`] object.
+pub(crate) fn env_form_schema() -> utoipa::openapi::schema::Schema {
+    let schema = serde_json::json!({
+        "type": "string",
+        "description": format!("JSON text of an object: non-secret configuration given to \
+            the function as env vars (names as for secrets, values up to \
+            {MAX_ENV_VALUE_BYTES} bytes, at most {MAX_ENV_VARS} entries)."),
+    });
+    serde_json::from_value(schema).unwrap_or_default()
 }
 
 /// The multipart form of a wasm deploy; no other part is taken (documentation only).
@@ -73,6 +108,9 @@ pub struct WasmFunctionForm {
     /// The `.wasm` module or component (at most the operator's module limit).
     #[schema(value_type = String, format = Binary)]
     module: Vec<u8>,
+    /// Non-secret configuration as JSON text, e.g. `{"GREETING":"hi"}`.
+    #[schema(schema_with = env_form_schema)]
+    env: Option<String>,
 }
 
 /// Longest function description, in characters.
@@ -88,13 +126,14 @@ pub struct FunctionList {
     pub next_cursor: Option<String>,
 }
 
-/// Deploys a function: JSON for an image, multipart (`module` file) for wasm.
+/// Deploys a function (its version 1): JSON for an image, multipart (`module`
+/// file) for wasm.
 #[utoipa::path(post, path = "/api/functions", tag = "functions", security(("bearer" = [])),
     request_body(content((ImageFunction = "application/json"), (WasmFunctionForm = "multipart/form-data"))),
     responses((status = 201, description = "Deployed", body = Function),
         (status = 409, description = "The caller has a function of that name (names compare case-insensitively)", body = ErrorBody),
         (status = 429, description = "A per-user quota is reached (`quota_exceeded`, names the quota; `Retry-After` for rates)", body = ErrorBody),
-        (status = 400, description = "Invalid field, module or image reference, a malformed body, or a runtime no process can run now (`runtime_unavailable`, e.g. no Docker engine)", body = ErrorBody),
+        (status = 400, description = "Invalid field, env, module or image reference, a malformed body, or a runtime no process can run now (`runtime_unavailable`, e.g. no Docker engine)", body = ErrorBody),
         (status = 413, description = "The body or the module is too large", body = ErrorBody),
         (status = 503, description = "Too many modules are compiling, or a backend is unavailable", body = ErrorBody)))]
 pub async fn create(
@@ -102,106 +141,51 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
-    let content_type = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
     crate::quotas::check_functions(&state, &caller.id).await?;
-    let function = if content_type.starts_with("multipart/form-data") {
-        let form = Multipart::from_request(req, &state)
-            .await
-            .map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?;
-        deploy_wasm(&state, &caller, form).await?
-    } else {
-        let ApiJson(body) = ApiJson::<ImageFunction>::from_request(req, &state).await?;
-        deploy_image(&state, &caller, body).await?
-    };
-    tracing::info!(function.id = %function.id, runtime = ?function.runtime, "function deployed");
-    Ok((StatusCode::CREATED, ApiJson(function)))
-}
-
-fn new_function(
-    state: &AppState,
-    caller: &Caller,
-    name: String,
-    description: String,
-    timeout: Option<u64>,
-    memory: Option<u64>,
-    runtime: RuntimeKind,
-) -> ApiResult<Function> {
+    let (name, spec) = spec::read(&state, req).await?;
+    let name = name.ok_or_else(|| match spec.artifact {
+        spec::Artifact::Wasm(_) => {
+            ApiError::bad_request("missing_field", "form field `name` is required")
+        }
+        spec::Artifact::Image { .. } => {
+            ApiError::bad_request("malformed_json", "missing field `name`")
+        }
+    })?;
     validate_name("function", &name)?;
-    if description.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(ApiError::bad_request(
-            "invalid_description",
-            format!("description is limited to {MAX_DESCRIPTION_CHARS} characters"),
-        ));
-    }
-    let l = &state.limits;
-    let timeout_secs = timeout.unwrap_or(l.default_timeout_secs);
-    if timeout_secs == 0 || timeout_secs > l.max_timeout_secs {
-        return Err(ApiError::bad_request(
-            "invalid_timeout",
-            format!("timeout_secs must be 1-{}", l.max_timeout_secs),
-        ));
-    }
-    let memory_mb = memory.unwrap_or(l.default_memory_mb);
-    if !(1..=l.max_memory_mb).contains(&memory_mb) {
-        return Err(ApiError::bad_request(
-            "invalid_memory",
-            format!("memory_mb must be 1-{}", l.max_memory_mb),
-        ));
-    }
-    Ok(Function {
+    let mut function = Function {
         id: new_id(),
         owner_id: caller.id.clone(),
         name,
-        description,
-        runtime,
+        description: spec.description.clone(),
+        runtime: RuntimeKind::Wasm,
         image_url: None,
         pull_policy: None,
         module_sha256: None,
         module_size: None,
-        timeout_secs,
-        memory_mb,
+        timeout_secs: 0,
+        memory_mb: 0,
         created_at: now(),
-    })
-}
-
-async fn deploy_image(
-    state: &AppState,
-    caller: &Caller,
-    body: ImageFunction,
-) -> ApiResult<Function> {
-    let mut f = new_function(
-        state,
-        caller,
-        body.name,
-        body.description,
-        body.timeout_secs,
-        body.memory_mb,
-        RuntimeKind::Docker,
-    )?;
-    validate_image_ref(&body.image_url)?;
-    f.image_url = Some(body.image_url);
-    f.pull_policy = body.pull_policy;
-    match state.executors.get(&RuntimeKind::Docker) {
-        Some(docker) => docker
-            .prepare(&f, None)
-            .await
-            .map_err(invalid_as("invalid_image"))?,
-        None => ensure_offered(state, RuntimeKind::Docker).await?,
+        versions: VersionIndex::first(),
+    };
+    let (mut version, module) = spec::build(&state, &function, spec).await?;
+    version.version = 1;
+    version.mirror_into(&mut function);
+    function.created_at = version.created_at;
+    state.store.create_function(&function).await?;
+    if let Err(e) = state.store.create_version(&version).await {
+        let _ = state.store.delete_function(&function).await;
+        return Err(e.into());
     }
-    state.store.create_function(&f).await?;
-    Ok(f)
+    spec::keep_module(&state, &version, module).await?;
+    tracing::info!(function.id = %function.id, runtime = ?function.runtime, "function deployed");
+    Ok((StatusCode::CREATED, ApiJson(function)))
 }
 
 /// For a runtime this process has no executor for: a live worker must offer it
 /// (`faas api` runs no worker; its workers' heartbeats list their runtimes), else
 /// 400 at once with the reason -- a function nothing can run would leave its
 /// executions waiting. (Retrying once a worker with that runtime runs succeeds.)
-async fn ensure_offered(state: &AppState, runtime: RuntimeKind) -> ApiResult<()> {
+pub(crate) async fn ensure_offered(state: &AppState, runtime: RuntimeKind) -> ApiResult<()> {
     if faas_runtime::worker::presence::offered(&state.store, runtime).await? {
         return Ok(());
     }
@@ -231,150 +215,6 @@ pub(crate) fn validate_image_ref(r: &str) -> ApiResult<()> {
             format!("{r:?} is not a valid image reference"),
         ))
     }
-}
-
-fn invalid_as(code: &'static str) -> impl Fn(faas_runtime::Error) -> ApiError {
-    move |e| match e {
-        faas_runtime::Error::Invalid(m) => ApiError::bad_request(code, m),
-        other => other.into(),
-    }
-}
-
-#[derive(Default)]
-struct WasmForm {
-    name: Option<String>,
-    description: String,
-    timeout_secs: Option<u64>,
-    memory_mb: Option<u64>,
-    module: Option<Bytes>,
-}
-
-/// Longest text field of a deploy form (bytes: a longest description in 4-byte
-/// characters).
-const MAX_FORM_FIELD: usize = 4 * MAX_DESCRIPTION_CHARS;
-
-/// A text form field of at most `max` bytes, read without buffering more.
-async fn bounded_text(
-    field: &mut axum::extract::multipart::Field<'_>,
-    max: usize,
-) -> ApiResult<String> {
-    let name = field.name().unwrap_or("").to_string();
-    let mut buf = Vec::new();
-    while let Some(chunk) = field
-        .chunk()
-        .await
-        .map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?
-    {
-        if buf.len() + chunk.len() > max {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                format!("form field {name:?} is longer than {max} bytes"),
-            ));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    String::from_utf8(buf).map_err(|_| {
-        ApiError::bad_request("invalid_field", format!("form field {name:?} is not UTF-8"))
-    })
-}
-
-async fn read_form(state: &AppState, mut form: Multipart) -> ApiResult<WasmForm> {
-    let mut out = WasmForm::default();
-    let bad = |e: axum::extract::multipart::MultipartError| {
-        ApiError::bad_request("malformed_multipart", e.body_text())
-    };
-    while let Some(mut field) = form.next_field().await.map_err(bad)? {
-        let name = field.name().unwrap_or("").to_string();
-        if name == "module" {
-            let mut buf = BytesMut::new();
-            while let Some(chunk) = field.chunk().await.map_err(bad)? {
-                if buf.len() + chunk.len() > state.limits.max_module_bytes {
-                    return Err(ApiError::too_large(format!(
-                        "module is larger than {} bytes",
-                        state.limits.max_module_bytes
-                    )));
-                }
-                buf.extend_from_slice(&chunk);
-            }
-            out.module = Some(buf.freeze());
-            continue;
-        }
-        let text = bounded_text(&mut field, MAX_FORM_FIELD).await?;
-        let number = |t: &str| {
-            t.trim().parse::<u64>().map_err(|_| {
-                ApiError::bad_request("invalid_field", format!("{name} must be a whole number"))
-            })
-        };
-        match name.as_str() {
-            "name" => out.name = Some(text),
-            "description" => out.description = text,
-            "timeout_secs" => out.timeout_secs = Some(number(&text)?),
-            "memory_mb" => out.memory_mb = Some(number(&text)?),
-            _ => {
-                return Err(ApiError::bad_request(
-                    "invalid_field",
-                    format!("unknown form field {name:?}"),
-                ));
-            }
-        }
-    }
-    Ok(out)
-}
-
-async fn deploy_wasm(state: &AppState, caller: &Caller, form: Multipart) -> ApiResult<Function> {
-    let form = read_form(state, form).await?;
-    let name = form
-        .name
-        .ok_or_else(|| ApiError::bad_request("missing_field", "form field `name` is required"))?;
-    let module = form.module.ok_or_else(|| {
-        ApiError::bad_request("missing_field", "file field `module` (.wasm) is required")
-    })?;
-    let mut f = new_function(
-        state,
-        caller,
-        name,
-        form.description,
-        form.timeout_secs,
-        form.memory_mb,
-        RuntimeKind::Wasm,
-    )?;
-    let sha = hex::encode(Sha256::digest(&module));
-    f.module_sha256 = Some(sha.clone());
-    f.module_size = Some(module.len() as u64);
-    let wasm = state.executors.get(&RuntimeKind::Wasm).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "no wasm executor is configured",
-        )
-    })?;
-    wasm.prepare(&f, Some(module.clone()))
-        .await
-        .map_err(invalid_as("invalid_module"))?;
-    let bytes = module.clone();
-    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
-    state
-        .objects
-        .put(
-            MODULES_BUCKET,
-            &sha,
-            "application/wasm",
-            Box::pin(body),
-            u64::MAX,
-        )
-        .await?;
-    state.store.create_function(&f).await?;
-    // A delete of the last other function of this module may have removed the
-    // bytes between the put and the create: put them back.
-    if let Err(faas_runtime::Error::NotFound(_)) = state.objects.head(MODULES_BUCKET, &sha).await {
-        let body = futures::stream::once(async move { Ok::<_, std::io::Error>(module) });
-        let body = Box::pin(body);
-        state
-            .objects
-            .put(MODULES_BUCKET, &sha, "application/wasm", body, u64::MAX)
-            .await?;
-    }
-    Ok(f)
 }
 
 /// Lists the caller's functions, newest first.
@@ -426,9 +266,9 @@ pub async fn get(
     Ok(ApiJson(owned(&state, &caller, &id).await?))
 }
 
-/// Deletes a function and its objects. Its executions' records stay. Its wasm
-/// module (shared by every function deployed with the same bytes, any owner) is
-/// dropped only when no other function uses it.
+/// Deletes a function with its versions, aliases and objects. Its executions'
+/// records stay. Its wasm modules (shared by every function and version deployed
+/// with the same bytes, any owner) are dropped only when nothing else uses them.
 #[utoipa::path(delete, path = "/api/functions/{id}", tag = "functions", security(("bearer" = [])),
     params(("id" = String, Path, description = "The function's id")),
     responses((status = 204, description = "Deleted with its objects"),
@@ -439,23 +279,38 @@ pub async fn delete(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let f = owned(&state, &caller, &id).await?;
+    let versions = state.store.list_versions(&f).await?;
     state.store.delete_function(&f).await?;
     state.objects.delete_bucket(&objects_bucket(&f.id)).await?;
-    if let Some(sha) = &f.module_sha256
-        && state.store.module_in_use(sha, &f.id).await?
-    {
-        tracing::info!(function.id = %f.id, module = %sha, "function deleted; its module is shared and stays");
-        return Ok(StatusCode::NO_CONTENT);
-    }
-    if let Some(executor) = state.executors.get(&f.runtime) {
-        executor.forget(&f).await;
-    }
-    if let Some(sha) = &f.module_sha256 {
-        match state.objects.delete(MODULES_BUCKET, sha).await {
-            Ok(()) | Err(faas_runtime::Error::NotFound(_)) => {}
-            Err(e) => tracing::warn!(module = %sha, error = %e, "cannot remove an unused module"),
-        }
+    for v in &versions {
+        release_module(&state, &f, v, None).await?;
     }
     tracing::info!(function.id = %f.id, "function deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// After `v` of `f` (`version`: only that one, else the whole function) stopped
+/// existing: drops its wasm module and compiled artifact unless something else
+/// runs the same bytes (any owner).
+pub(crate) async fn release_module(
+    state: &AppState,
+    f: &Function,
+    v: &FunctionVersion,
+    version: Option<u64>,
+) -> ApiResult<()> {
+    let Some(sha) = &v.module_sha256 else {
+        return Ok(());
+    };
+    if state.store.module_in_use(sha, &f.id, version).await? {
+        tracing::info!(function.id = %f.id, module = %sha, "the module is shared and stays");
+        return Ok(());
+    }
+    if let Some(executor) = state.executors.get(&v.runtime) {
+        executor.forget(&v.apply(f)).await;
+    }
+    match state.objects.delete(MODULES_BUCKET, sha).await {
+        Ok(()) | Err(faas_runtime::Error::NotFound(_)) => {}
+        Err(e) => tracing::warn!(module = %sha, error = %e, "cannot remove an unused module"),
+    }
+    Ok(())
 }

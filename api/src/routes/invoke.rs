@@ -8,7 +8,8 @@ use axum::response::Response;
 use faas_runtime::model::Execution;
 use serde::Deserialize;
 
-use super::executions::{IdempotencyHeader, WaitQuery, idempotency_key, prepare, start, wait};
+use super::executions::{IdempotencyHeader, WaitQuery, idempotency_key, prepare_at, start, wait};
+use super::versions::VersionChoice;
 use crate::auth::Caller;
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -26,6 +27,12 @@ pub struct Invoke {
     /// Where to POST the final record, signed, as in a submission.
     #[schema(schema_with = super::executions::callback_url_schema)]
     pub callback_url: Option<String>,
+    /// The version to run (default: the newest); not with `alias`.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_u64)]
+    pub version: Option<u64>,
+    /// The alias whose version to run (`latest`: the newest); not with `version`.
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")]
+    pub alias: Option<String>,
 }
 
 /// Runs one of the caller's functions and answers with its final record when it
@@ -37,8 +44,8 @@ pub struct Invoke {
     responses((status = 200, description = "The execution ended within the wait: its final record (`completed`, `failed`, `timed_out` or `cancelled`)", body = Execution),
         (status = 202, description = "Still pending or running when the wait ended: the record so far; `Location: /api/executions/{id}`. With an `Idempotency-Key` used before, `Idempotent-Replayed: true`", body = Execution),
         (status = 429, description = "A per-user quota is reached (`quota_exceeded`, names the quota; `Retry-After` for rates)", body = ErrorBody),
-        (status = 400, description = "Invalid input or `wait`, an unknown secret, a refused `callback_url` (`invalid_callback_url`), a malformed `Idempotency-Key`, or a malformed body", body = ErrorBody),
-        (status = 404, description = "No such function of the caller's", body = ErrorBody),
+        (status = 400, description = "Invalid input or `wait`, an unknown secret, a refused `callback_url` (`invalid_callback_url`), a malformed `Idempotency-Key`, both `version` and `alias` or version 0 (`invalid_version`), or a malformed body", body = ErrorBody),
+        (status = 404, description = "No such function of the caller's, or no such version or alias of it", body = ErrorBody),
         (status = 409, description = "A request with the same `Idempotency-Key` is still being accepted", body = ErrorBody),
         (status = 413, description = "The input is larger than the operator's limit", body = ErrorBody),
         (status = 422, description = "The `Idempotency-Key` was used with a different request (`idempotency_mismatch`)", body = ErrorBody),
@@ -54,7 +61,19 @@ pub async fn invoke(
 ) -> ApiResult<Response> {
     let wait = q.duration(&state, DEFAULT_WAIT_SECS)?;
     let key = idempotency_key(&headers)?;
-    let mut exec = prepare(&state, &caller, &function_id, body.input, body.callback_url).await?;
+    let choice = VersionChoice {
+        version: body.version,
+        alias: body.alias,
+    };
+    let mut exec = prepare_at(
+        &state,
+        &caller,
+        &function_id,
+        &choice,
+        body.input,
+        body.callback_url,
+    )
+    .await?;
     exec.traceparent = trace.map(|Extension(t)| t.header());
     let started = start(&state, &caller, exec, key.as_deref()).await?;
     let exec = wait::until_final(&state, &caller.id, &started.exec.id, wait).await?;

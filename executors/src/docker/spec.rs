@@ -172,6 +172,7 @@ mod tests {
             timeout_secs: 5,
             memory_mb: 64,
             created_at: faas_runtime::model::now(),
+            versions: Default::default(),
         };
         let objects = objects
             .then(|| ObjectGrant {

@@ -223,6 +223,7 @@ pub fn function_for(bytes: &[u8]) -> Function {
         timeout_secs: 10,
         memory_mb: 64,
         created_at: faas_runtime::model::now(),
+        versions: Default::default(),
     }
 }
 

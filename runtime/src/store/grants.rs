@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Store, buckets as b};
+use crate::Result;
 use crate::ports::Scan;
-use crate::{Error, Result};
 
 /// A capability grant of one attempt.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,32 +73,5 @@ impl Store {
             }
         }
         Ok(removed)
-    }
-
-    /// True when a function other than `except` runs the module `sha256` (any owner).
-    /// Reads every function record: only deletes of wasm functions pay for it, and it
-    /// needs no index that records written by older releases would lack.
-    pub async fn module_in_use(&self, sha256: &str, except: &str) -> Result<bool> {
-        let mut after = None;
-        loop {
-            let scan = Scan {
-                after: after.take(),
-                limit: 500,
-                ..Scan::default()
-            };
-            let rows = self.kv().scan(b::FUNCTIONS, scan).await?;
-            let last = rows.last().map(|(k, _)| k.clone());
-            for (key, entry) in &rows {
-                let f: crate::model::Function =
-                    serde_json::from_slice(&entry.value).map_err(Error::from)?;
-                if key != except && f.module_sha256.as_deref() == Some(sha256) {
-                    return Ok(true);
-                }
-            }
-            match last {
-                Some(k) if rows.len() == 500 => after = Some(k),
-                _ => return Ok(false),
-            }
-        }
     }
 }

@@ -43,9 +43,7 @@ impl Store {
 
     /// A function by id, only if `owner` owns it (`None` = any owner).
     pub async fn get_function(&self, id: &str, owner: Option<&str>) -> Result<Option<Function>> {
-        let f: Option<(Function, u64)> = self.get_json(b::FUNCTIONS, id).await?;
-        Ok(f.map(|(f, _)| f)
-            .filter(|f| owner.is_none_or(|o| o == f.owner_id)))
+        Ok(self.get_function_rev(id, owner).await?.map(|(f, _)| f))
     }
 
     /// The owner's functions, newest first.
@@ -67,9 +65,11 @@ impl Store {
         Ok(page(&mut items, limit, |f| f.id.clone()))
     }
 
-    /// Deletes a function record, its index entries, its HTTP settings and keys.
+    /// Deletes a function record, its versions, its index entries, its HTTP
+    /// settings and keys.
     pub async fn delete_function(&self, f: &Function) -> Result<()> {
         self.kv().delete(b::FUNCTIONS, &f.id).await?;
+        self.delete_versions_of(&f.id).await?;
         self.delete_http_of(&f.id).await?;
         self.kv()
             .delete(b::FUNCTIONS_BY_OWNER, &owner_key(&f.owner_id, &f.id))

@@ -119,6 +119,17 @@ impl Worker {
             let msg = "the function was deleted";
             return self.finish_with_error(exec, rev, attempt, msg).await;
         };
+        // Every attempt runs the version recorded at submit (records older than
+        // versions: the function's only one, its newest).
+        let n = exec
+            .function_version
+            .unwrap_or(function.versions.latest_version);
+        let Some(version) = self.store.get_version(&function, n).await? else {
+            let attempt = exec_attempt(&exec);
+            let msg = format!("version {n} of the function was deleted");
+            return self.finish_with_error(exec, rev, attempt, &msg).await;
+        };
+        let function = version.apply(&function);
         let executor = match self.executor_for(function.runtime).await {
             Availability::Ready(e) => e,
             Availability::Elsewhere => return Ok(Settled::Pass),
@@ -132,7 +143,7 @@ impl Worker {
         // while) and the guard owns the grant and the staging directory.
         let renewal = self.renew(d.clone());
         let mut guard = AttemptGuard::new(self.store.clone());
-        match self.prepare(&exec, function, &mut guard).await {
+        match self.prepare(&exec, function, &version, &mut guard).await {
             Ok(prepared) => {
                 self.run_claimed(exec, rev, prepared, guard, renewal, executor, stop)
                     .await

@@ -1,5 +1,5 @@
-//! What one attempt needs besides the record: the function, the decrypted secrets
-//! as env vars, the granted objects staged on disk, and the capability grant that
+//! What one attempt needs besides the record: the function (as the execution's
+//! version runs it), the version's env and the decrypted secrets as env vars, the granted objects staged on disk, and the capability grant that
 //! lets a container read those objects over `API_BASE_URL`. The grant and the
 //! staging directory belong to the attempt's [`AttemptGuard`].
 //!
@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 use super::Worker;
 use super::guard::AttemptGuard;
 use crate::input::{ObjectInput, parse};
-use crate::model::{Execution, Function, objects_bucket};
+use crate::model::{Execution, Function, FunctionVersion, objects_bucket};
 use crate::ports::{ObjectGrant, ObjectStore};
 use crate::store::{Grant, grant_key};
 use crate::{Error, Result};
@@ -37,10 +37,18 @@ impl Worker {
         &self,
         exec: &Execution,
         function: Function,
+        version: &FunctionVersion,
         guard: &mut AttemptGuard,
     ) -> Result<Prepared> {
         let parsed = parse(&exec.input)?;
-        let mut env = self.secret_env(exec, &parsed.secrets).await?;
+        let secrets = self.secret_env(exec, &parsed.secrets).await?;
+        // The version's env first; a secret of the same name wins.
+        let mut env: Vec<(String, String)> = version
+            .env_vars()
+            .into_iter()
+            .filter(|(k, _)| !secrets.iter().any(|(s, _)| s == k))
+            .collect();
+        env.extend(secrets);
         let grants = self.resolve_objects(exec, &parsed.objects).await?;
         // Without objects there is nothing to stage or grant: the URL then answers
         // 404 for every object, and no grant record is written.

@@ -157,6 +157,7 @@ pub fn docker_function(owner: &str) -> Function {
         timeout_secs: 10,
         memory_mb: 64,
         created_at: now(),
+        versions: Default::default(),
     }
 }
 

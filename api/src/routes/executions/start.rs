@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::Caller;
 use crate::callbacks::guard;
 use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::routes::versions::VersionChoice;
 use crate::state::AppState;
 
 /// The request header naming an idempotent request.
@@ -67,12 +68,26 @@ pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     Ok(Some(text.to_string()))
 }
 
-/// A pending execution of the caller's `function_id` with a validated `input` and
-/// `callback_url` (not yet recorded nor counted against quotas).
+/// A pending execution of the newest version of the caller's `function_id` with
+/// a validated `input` and `callback_url` (not yet recorded nor counted against
+/// quotas).
 pub async fn prepare(
     state: &AppState,
     caller: &Caller,
     function_id: &str,
+    input: Option<serde_json::Value>,
+    callback_url: Option<String>,
+) -> ApiResult<Execution> {
+    let latest = VersionChoice::default();
+    prepare_at(state, caller, function_id, &latest, input, callback_url).await
+}
+
+/// [`prepare`] of the version `choice` names.
+pub async fn prepare_at(
+    state: &AppState,
+    caller: &Caller,
+    function_id: &str,
+    choice: &VersionChoice,
     input: Option<serde_json::Value>,
     callback_url: Option<String>,
 ) -> ApiResult<Execution> {
@@ -81,6 +96,7 @@ pub async fn prepare(
         None => None,
     };
     let function = super::super::functions::owned(state, caller, function_id).await?;
+    let version = choice.resolve(&function)?;
     let input = input.unwrap_or_else(|| serde_json::json!({}));
     // Parsed once: the body's JSON value (and a string input's text, once) is read
     // for its secrets and objects without parsing the text again.
@@ -105,6 +121,7 @@ pub async fn prepare(
     }
     let mut exec = Execution::pending(&function, text);
     exec.callback = callback;
+    exec.function_version = Some(version);
     Ok(exec)
 }
 

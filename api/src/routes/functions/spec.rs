@@ -1,0 +1,320 @@
+//! What a deploy or a new version asks for ([`Spec`]: JSON for an image,
+//! multipart for a wasm module), and how it becomes a validated, compiled
+//! [`FunctionVersion`] ([`build`]).
+
+use std::collections::BTreeMap;
+
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use bytes::{Bytes, BytesMut};
+use faas_runtime::model::version::validate_env;
+use faas_runtime::model::{
+    Function, FunctionVersion, MODULES_BUCKET, PullPolicy, RuntimeKind, now,
+};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::MAX_DESCRIPTION_CHARS;
+use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::state::AppState;
+
+/// What a version runs, as uploaded.
+pub(crate) enum Artifact {
+    /// A wasm module or component.
+    Wasm(Bytes),
+    /// An OCI image.
+    Image {
+        image_url: String,
+        pull_policy: Option<PullPolicy>,
+    },
+}
+
+/// A deploy or new-version request, read but not yet validated.
+pub(crate) struct Spec {
+    pub description: String,
+    pub timeout_secs: Option<u64>,
+    pub memory_mb: Option<u64>,
+    pub env: BTreeMap<String, String>,
+    pub artifact: Artifact,
+}
+
+/// The JSON body of an image deploy or version.
+#[derive(Deserialize)]
+struct ImageBody {
+    name: Option<String>,
+    image_url: String,
+    #[serde(default)]
+    description: String,
+    timeout_secs: Option<u64>,
+    memory_mb: Option<u64>,
+    pull_policy: Option<PullPolicy>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+}
+
+/// Longest text field of a form (bytes: a longest description in 4-byte
+/// characters).
+const MAX_FORM_FIELD: usize = 4 * MAX_DESCRIPTION_CHARS;
+
+/// Longest `env` form field: 64 values of 4 KiB, escaped, with their names.
+const MAX_ENV_FIELD: usize = 1024 * 1024;
+
+/// Reads the request: multipart for wasm, else JSON for an image. Returns the
+/// `name` given (deploys need one; a new version ignores it) and the spec.
+pub(crate) async fn read(state: &AppState, req: Request) -> ApiResult<(Option<String>, Spec)> {
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if content_type.starts_with("multipart/form-data") {
+        let form = Multipart::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?;
+        return read_form(state, form).await;
+    }
+    let ApiJson(b) = ApiJson::<ImageBody>::from_request(req, state).await?;
+    let spec = Spec {
+        description: b.description,
+        timeout_secs: b.timeout_secs,
+        memory_mb: b.memory_mb,
+        env: b.env,
+        artifact: Artifact::Image {
+            image_url: b.image_url,
+            pull_policy: b.pull_policy,
+        },
+    };
+    Ok((b.name, spec))
+}
+
+/// A text form field of at most `max` bytes, read without buffering more.
+async fn bounded_text(
+    field: &mut axum::extract::multipart::Field<'_>,
+    max: usize,
+) -> ApiResult<String> {
+    let name = field.name().unwrap_or("").to_string();
+    let mut buf = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?
+    {
+        if buf.len() + chunk.len() > max {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                format!("form field {name:?} is longer than {max} bytes"),
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    String::from_utf8(buf).map_err(|_| {
+        ApiError::bad_request("invalid_field", format!("form field {name:?} is not UTF-8"))
+    })
+}
+
+async fn read_module(
+    state: &AppState,
+    field: &mut axum::extract::multipart::Field<'_>,
+) -> ApiResult<Bytes> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?
+    {
+        if buf.len() + chunk.len() > state.limits.max_module_bytes {
+            return Err(ApiError::too_large(format!(
+                "module is larger than {} bytes",
+                state.limits.max_module_bytes
+            )));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+async fn read_form(state: &AppState, mut form: Multipart) -> ApiResult<(Option<String>, Spec)> {
+    let (mut name, mut module) = (None, None);
+    let mut spec = Spec {
+        description: String::new(),
+        timeout_secs: None,
+        memory_mb: None,
+        env: BTreeMap::new(),
+        artifact: Artifact::Wasm(Bytes::new()),
+    };
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request("malformed_multipart", e.body_text())
+    };
+    while let Some(mut field) = form.next_field().await.map_err(bad)? {
+        let field_name = field.name().unwrap_or("").to_string();
+        if field_name == "module" {
+            module = Some(read_module(state, &mut field).await?);
+            continue;
+        }
+        let max = match field_name.as_str() {
+            "env" => MAX_ENV_FIELD,
+            _ => MAX_FORM_FIELD,
+        };
+        let text = bounded_text(&mut field, max).await?;
+        let invalid = |what: &str| {
+            ApiError::bad_request("invalid_field", format!("{field_name} must be {what}"))
+        };
+        let number = |t: &str| {
+            t.trim()
+                .parse::<u64>()
+                .map_err(|_| invalid("a whole number"))
+        };
+        match field_name.as_str() {
+            "name" => name = Some(text),
+            "description" => spec.description = text,
+            "timeout_secs" => spec.timeout_secs = Some(number(&text)?),
+            "memory_mb" => spec.memory_mb = Some(number(&text)?),
+            "env" => {
+                spec.env = serde_json::from_str(&text)
+                    .map_err(|_| invalid("a JSON object of string values"))?
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_field",
+                    format!("unknown form field {field_name:?}"),
+                ));
+            }
+        }
+    }
+    let module = module.ok_or_else(|| {
+        ApiError::bad_request("missing_field", "file field `module` (.wasm) is required")
+    })?;
+    spec.artifact = Artifact::Wasm(module);
+    Ok((name, spec))
+}
+
+/// Validates `spec` as a version of `base` (the function, or the one being
+/// deployed), has the executor check (and compile, pull...) it and stores a wasm
+/// module. The version's number is left 0.
+pub(crate) async fn build(
+    state: &AppState,
+    base: &Function,
+    spec: Spec,
+) -> ApiResult<(FunctionVersion, Option<Bytes>)> {
+    let mut v = limits(state, base, &spec)?;
+    match spec.artifact {
+        Artifact::Image {
+            image_url,
+            pull_policy,
+        } => {
+            super::validate_image_ref(&image_url)?;
+            v.runtime = RuntimeKind::Docker;
+            v.image_url = Some(image_url);
+            v.pull_policy = pull_policy;
+            match state.executors.get(&RuntimeKind::Docker) {
+                Some(docker) => docker
+                    .prepare(&v.apply(base), None)
+                    .await
+                    .map_err(invalid_as("invalid_image"))?,
+                None => super::ensure_offered(state, RuntimeKind::Docker).await?,
+            }
+            Ok((v, None))
+        }
+        Artifact::Wasm(module) => {
+            v.module_sha256 = Some(hex::encode(Sha256::digest(&module)));
+            v.module_size = Some(module.len() as u64);
+            let wasm = state.executors.get(&RuntimeKind::Wasm).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "no wasm executor is configured",
+                )
+            })?;
+            wasm.prepare(&v.apply(base), Some(module.clone()))
+                .await
+                .map_err(invalid_as("invalid_module"))?;
+            put_module(state, &v, module.clone()).await?;
+            Ok((v, Some(module)))
+        }
+    }
+}
+
+/// A wasm version of `base` with the checked description, limits and env of
+/// `spec`, no artifact yet.
+fn limits(state: &AppState, base: &Function, spec: &Spec) -> ApiResult<FunctionVersion> {
+    if spec.description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_description",
+            format!("description is limited to {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    let l = &state.limits;
+    let timeout_secs = spec.timeout_secs.unwrap_or(l.default_timeout_secs);
+    if timeout_secs == 0 || timeout_secs > l.max_timeout_secs {
+        return Err(ApiError::bad_request(
+            "invalid_timeout",
+            format!("timeout_secs must be 1-{}", l.max_timeout_secs),
+        ));
+    }
+    let memory_mb = spec.memory_mb.unwrap_or(l.default_memory_mb);
+    if !(1..=l.max_memory_mb).contains(&memory_mb) {
+        return Err(ApiError::bad_request(
+            "invalid_memory",
+            format!("memory_mb must be 1-{}", l.max_memory_mb),
+        ));
+    }
+    validate_env(&spec.env).map_err(invalid_as("invalid_env"))?;
+    Ok(FunctionVersion {
+        function_id: base.id.clone(),
+        version: 0,
+        description: spec.description.clone(),
+        runtime: RuntimeKind::Wasm,
+        image_url: None,
+        pull_policy: None,
+        module_sha256: None,
+        module_size: None,
+        timeout_secs,
+        memory_mb,
+        env: spec.env.clone(),
+        created_at: now(),
+    })
+}
+
+async fn put_module(state: &AppState, v: &FunctionVersion, module: Bytes) -> ApiResult<()> {
+    let Some(sha) = &v.module_sha256 else {
+        return Ok(());
+    };
+    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(module) });
+    state
+        .objects
+        .put(
+            MODULES_BUCKET,
+            sha,
+            "application/wasm",
+            Box::pin(body),
+            u64::MAX,
+        )
+        .await?;
+    Ok(())
+}
+
+/// After the version is recorded: a delete of the last other user of its module
+/// may have removed the bytes between their put and the record; put them back.
+pub(crate) async fn keep_module(
+    state: &AppState,
+    v: &FunctionVersion,
+    module: Option<Bytes>,
+) -> ApiResult<()> {
+    let (Some(sha), Some(module)) = (&v.module_sha256, module) else {
+        return Ok(());
+    };
+    if let Err(faas_runtime::Error::NotFound(_)) = state.objects.head(MODULES_BUCKET, sha).await {
+        put_module(state, v, module).await?;
+    }
+    Ok(())
+}
+
+/// Maps a runtime `Invalid` to a 400 with `code`.
+pub(crate) fn invalid_as(code: &'static str) -> impl Fn(faas_runtime::Error) -> ApiError {
+    move |e| match e {
+        faas_runtime::Error::Invalid(m) => ApiError::bad_request(code, m),
+        other => other.into(),
+    }
+}
