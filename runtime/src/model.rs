@@ -3,7 +3,7 @@
 
 pub mod http;
 
-pub use http::{HttpAccess, HttpKey, HttpSettings};
+pub use http::{HttpAccess, HttpKey, HttpSettings, Trigger};
 
 mod callback;
 
@@ -228,6 +228,13 @@ pub struct Execution {
     /// The signed callback of the final record, when the submit asked for one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<Callback>,
+    /// What started it: `api` (submitted and queued) or `http` (a call of the
+    /// function's endpoint, recorded when it ended).
+    #[serde(default)]
+    pub trigger: Trigger,
+    /// The HTTP status answered, for `trigger: "http"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
 }
 
 impl Execution {
@@ -252,6 +259,8 @@ impl Execution {
             duration_ms: None,
             traceparent: None,
             callback: None,
+            trigger: Trigger::Api,
+            http_status: None,
         }
     }
 
@@ -298,6 +307,12 @@ pub struct ExecutionSummary {
     pub completed_at: Option<OffsetDateTime>,
     /// Run time of the last attempt in milliseconds.
     pub duration_ms: Option<u64>,
+    /// What started it: `api` or `http`.
+    #[serde(default)]
+    pub trigger: Trigger,
+    /// The HTTP status answered, for `trigger: "http"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
 }
 
 /// Longest error text in an [`ExecutionSummary`].
@@ -320,6 +335,8 @@ impl ExecutionSummary {
             started_at: e.started_at,
             completed_at: e.completed_at,
             duration_ms: e.duration_ms,
+            trigger: e.trigger,
+            http_status: e.http_status,
         }
     }
 }
