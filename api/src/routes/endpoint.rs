@@ -154,7 +154,7 @@ async fn serve_found(
         let body = if empty {
             body
         } else {
-            pump::pump(body, idle, (), "the function")
+            pump::pump(body, idle, |_| {}, "the function")
         };
         return via_handler(state, handler.clone(), function, parts, body, (slot, call)).await;
     }
