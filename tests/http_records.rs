@@ -112,7 +112,10 @@ async fn a_client_that_stops_reading_is_cut_and_frees_the_slot() {
     // The stalled exchange holds the function's only slot, until the idle timeout
     // cuts it: then the next request is served, long before the 60 s timeout.
     let (status, body) = call(&app, "/fn/ann/http-hello").await;
-    assert_eq!(status, 429, "the slot is held while the body stalls: {body}");
+    assert_eq!(
+        status, 429,
+        "the slot is held while the body stalls: {body}"
+    );
     let served = loop {
         let (status, body) = call(&app, "/fn/ann/http-hello").await;
         if status == 200 {
@@ -175,7 +178,11 @@ async fn by_default_failed_calls_are_recorded_for_their_owner_only_and_counted()
 
     // Only the failed call is recorded, final at once, with trigger "http".
     let records = wait_for(&app, &ann, 1).await;
-    assert_eq!(records.len(), 1, "the 200 and the 404 make none: {records:?}");
+    assert_eq!(
+        records.len(),
+        1,
+        "the 200 and the 404 make none: {records:?}"
+    );
     let listed = &records[0];
     assert_eq!(listed["trigger"], "http");
     assert_eq!(listed["http_status"], 500);

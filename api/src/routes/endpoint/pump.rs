@@ -112,7 +112,10 @@ async fn copy<F: FnOnce(End)>(
             Ok(Err(_)) => break End::ReaderGone,
             Err(_) => {
                 cut.store(true, Ordering::Release);
-                tracing::info!(idle_secs = idle.as_secs(), "{what} stopped reading: body cut");
+                tracing::info!(
+                    idle_secs = idle.as_secs(),
+                    "{what} stopped reading: body cut"
+                );
                 break End::Cut;
             }
         }
@@ -172,7 +175,10 @@ mod tests {
     }
 
     /// An `on_end` that keeps what it heard.
-    fn heard() -> (Arc<std::sync::Mutex<Option<End>>>, impl FnOnce(End) + Send + 'static) {
+    fn heard() -> (
+        Arc<std::sync::Mutex<Option<End>>>,
+        impl FnOnce(End) + Send + 'static,
+    ) {
         let seen = Arc::new(std::sync::Mutex::new(None));
         let keep = seen.clone();
         (seen, move |end| *keep.lock().unwrap() = Some(end))

@@ -109,7 +109,12 @@ impl Recorder {
 
     /// Spawns the write of `e` (its logs from `logs` when given), or drops it when
     /// too many writes wait.
-    fn write(self: &Arc<Self>, mut e: Execution, logs: Option<oneshot::Receiver<GuestLogs>>, wait: Duration) {
+    fn write(
+        self: &Arc<Self>,
+        mut e: Execution,
+        logs: Option<oneshot::Receiver<GuestLogs>>,
+        wait: Duration,
+    ) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
