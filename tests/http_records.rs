@@ -313,7 +313,8 @@ async fn with_none_nothing_is_recorded_but_calls_are_counted() {
         .text()
         .await
         .unwrap();
-    let labels = [&format!("function=\"{fid}\"") as &str, "status=\"500\""];
+    let function = format!("function=\"{fid}\"");
+    let labels = [function.as_str(), "status=\"500\""];
     let n = series(&text, "faas_function_http_calls_total", &labels);
     assert_eq!(n, Some(1.0), "{text}");
     app.stop().await;
