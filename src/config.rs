@@ -110,6 +110,10 @@ pub struct ServeConfig {
     /// before the exchange is cut.
     #[arg(long, env = "FAAS_HTTP_IDLE_TIMEOUT_SECS", default_value_t = 30)]
     pub http_idle_timeout_secs: u64,
+    /// Calls of functions' HTTP endpoints written as execution records (`trigger:
+    /// "http"`): `errors` (failed, timed out or 5xx), `all`, or `none`.
+    #[arg(long, env = "FAAS_HTTP_RECORD", default_value = "errors")]
+    pub http_record: faas_api::routes::endpoint::HttpRecord,
     /// Largest object upload (bytes).
     #[arg(long, env = "FAAS_MAX_OBJECT_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub max_object_bytes: u64,

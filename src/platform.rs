@@ -440,6 +440,7 @@ fn limits(c: &ServeConfig) -> ApiLimits {
         http_max_concurrent: c.http_max_concurrent,
         http_max_concurrent_per_function: c.http_max_concurrent_per_function,
         http_idle_timeout_secs: c.http_idle_timeout_secs,
+        http_record: c.http_record,
         http_output_cap_bytes: c.output_cap_bytes,
         quotas: faas_runtime::model::Quotas {
             max_active_executions: Some(c.quota_active_executions),

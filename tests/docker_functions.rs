@@ -4,39 +4,18 @@
 
 #[path = "support/harness.rs"]
 mod harness;
+#[path = "support/images.rs"]
+mod images;
 
 use std::process::Command;
 
-use harness::{TestApp, root};
+use harness::TestApp;
 use serde_json::json;
-
-const IMAGE: &str = "faas-sample-static-fn:test";
-
-/// Builds the static binary and the image (both cached by their tools).
-fn build_image() {
-    let dir = root().join("samples/docker/static-fn");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--target", "x86_64-unknown-linux-gnu"])
-        .current_dir(&dir)
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .env("CARGO_TARGET_DIR", dir.join("target"))
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "static-fn builds");
-    let status = Command::new("docker")
-        .args(["build", "-q", "-t", IMAGE, "."])
-        .current_dir(&dir)
-        .status()
-        .expect("docker CLI");
-    assert!(
-        status.success(),
-        "docker build of static-fn (is dockerd running? `make test` starts it)"
-    );
-}
 
 #[tokio::test]
 async fn an_image_function_runs_end_to_end_with_an_object_and_a_secret() {
-    build_image();
+    const IMAGE: &str = images::STATIC_FN;
+    images::static_fn_image();
     let app = TestApp::start(&["--docker=on"]).await;
     let api = &app.api;
     let root = api.login("root", "rootpassword").await;

@@ -48,6 +48,8 @@ pub struct ApiLimits {
     pub http_idle_timeout_secs: u64,
     /// stdout and stderr cap of a function answering over HTTP.
     pub http_output_cap_bytes: usize,
+    /// Which calls of the functions' endpoints are written as execution records.
+    pub http_record: crate::routes::endpoint::HttpRecord,
 }
 
 impl Default for ApiLimits {
@@ -70,6 +72,7 @@ impl Default for ApiLimits {
             http_max_concurrent_per_function: 16,
             http_idle_timeout_secs: 30,
             http_output_cap_bytes: 1024 * 1024,
+            http_record: crate::routes::endpoint::HttpRecord::Errors,
         }
     }
 }
@@ -99,6 +102,8 @@ pub struct AppState {
     pub http: Option<Arc<dyn HttpHandler>>,
     /// Concurrency slots of the functions' HTTP endpoints.
     pub slots: Arc<crate::routes::endpoint::Slots>,
+    /// Metrics and records of the calls of the functions' HTTP endpoints.
+    pub records: Arc<crate::routes::endpoint::Recorder>,
 }
 
 impl AppState {
@@ -116,6 +121,7 @@ impl AppState {
             limits.http_max_concurrent,
             limits.http_max_concurrent_per_function,
         );
+        let records = crate::routes::endpoint::Recorder::new(store.clone(), limits.http_record);
         AppState {
             store,
             queue,
@@ -128,6 +134,7 @@ impl AppState {
             metrics: None,
             http: None,
             slots: Arc::new(slots),
+            records: Arc::new(records),
         }
     }
 

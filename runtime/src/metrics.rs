@@ -1,7 +1,8 @@
 //! The platform's metrics, recorded through the `metrics` facade (the binary
 //! installs a Prometheus recorder; without one every call here is a no-op). Names
 //! and labels are defined here once; labels are bounded sets (runtimes, statuses,
-//! route templates), never ids or raw paths.
+//! route templates), never raw paths; the one id is a function's, on the metrics of
+//! its HTTP endpoint (bounded by the functions of the installation).
 //!
 //! | name | kind | labels |
 //! |---|---|---|
@@ -15,6 +16,9 @@
 //! | `faas_http_requests_total` | counter | `route`, `status` |
 //! | `faas_http_request_duration_seconds` | histogram | `route` |
 //! | `faas_wasm_compile_cache_total` | counter | `result` (`memory`, `disk`, `compiled`) |
+//! | `faas_function_http_calls_total` | counter | `function` (id), `status` (HTTP code) |
+//! | `faas_function_http_call_duration_seconds` | histogram | `function` (id) |
+//! | `faas_http_records_dropped_total` | counter | |
 
 use std::time::Duration;
 
@@ -44,6 +48,16 @@ pub const HTTP_REQUESTS_TOTAL: &str = "faas_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "faas_http_request_duration_seconds";
 /// Wasm modules looked up for a run: found compiled in memory, on disk, or compiled.
 pub const WASM_COMPILE_CACHE_TOTAL: &str = "faas_wasm_compile_cache_total";
+
+/// Calls of a function's HTTP endpoint (`/fn/...`) that found the function, by
+/// function id and the HTTP status answered.
+pub const FUNCTION_HTTP_CALLS_TOTAL: &str = "faas_function_http_calls_total";
+/// Time from the request to the end of the response body of a function's HTTP
+/// endpoint, by function id.
+pub const FUNCTION_HTTP_CALL_DURATION: &str = "faas_function_http_call_duration_seconds";
+/// Execution records of HTTP calls not written: too many writes waiting, or the
+/// store failed (FAAS_HTTP_RECORD).
+pub const HTTP_RECORDS_DROPPED_TOTAL: &str = "faas_http_records_dropped_total";
 
 /// Histogram bucket bounds (seconds) for every `*_seconds` metric: 100 µs to 5 min.
 pub const SECONDS_BUCKETS: &[f64] = &[
@@ -87,6 +101,20 @@ pub fn http_request(route: &str, status: u16, took: Duration) {
     metrics::counter!(HTTP_REQUESTS_TOTAL, "route" => route.clone(), "status" => status.to_string())
         .increment(1);
     metrics::histogram!(HTTP_REQUEST_DURATION, "route" => route).record(took.as_secs_f64());
+}
+
+/// Counts one call of a function's HTTP endpoint and its duration.
+pub fn function_http_call(function_id: &str, status: u16, took: Duration) {
+    let function = metrics::SharedString::from(function_id.to_string());
+    metrics::counter!(FUNCTION_HTTP_CALLS_TOTAL, "function" => function.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!(FUNCTION_HTTP_CALL_DURATION, "function" => function)
+        .record(took.as_secs_f64());
+}
+
+/// Counts an execution record of an HTTP call that was not written.
+pub fn http_record_dropped() {
+    metrics::counter!(HTTP_RECORDS_DROPPED_TOTAL).increment(1);
 }
 
 /// Counts a wasm module lookup: `memory`, `disk` or `compiled`.

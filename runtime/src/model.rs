@@ -3,7 +3,7 @@
 
 pub mod http;
 
-pub use http::{HttpAccess, HttpKey, HttpSettings};
+pub use http::{HttpAccess, HttpKey, HttpSettings, Trigger};
 
 mod callback;
 pub mod version;
@@ -242,6 +242,13 @@ pub struct Execution {
     /// The execution this one retries (`POST /api/executions/{id}/retry`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_of: Option<String>,
+    /// What started it: `api` (submitted and queued) or `http` (a call of the
+    /// function's endpoint, recorded when it ended).
+    #[serde(default)]
+    pub trigger: Trigger,
+    /// The HTTP status answered, for `trigger: "http"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
 }
 
 impl Execution {
@@ -268,6 +275,8 @@ impl Execution {
             callback: None,
             function_version: Some(function.versions.latest_version.max(1)),
             retry_of: None,
+            trigger: Trigger::Api,
+            http_status: None,
         }
     }
 
@@ -314,6 +323,12 @@ pub struct ExecutionSummary {
     pub completed_at: Option<OffsetDateTime>,
     /// Run time of the last attempt in milliseconds.
     pub duration_ms: Option<u64>,
+    /// What started it: `api` or `http`.
+    #[serde(default)]
+    pub trigger: Trigger,
+    /// The HTTP status answered, for `trigger: "http"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
 }
 
 /// Longest error text in an [`ExecutionSummary`].
@@ -336,6 +351,8 @@ impl ExecutionSummary {
             started_at: e.started_at,
             completed_at: e.completed_at,
             duration_ms: e.duration_ms,
+            trigger: e.trigger,
+            http_status: e.http_status,
         }
     }
 }

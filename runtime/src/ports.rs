@@ -9,7 +9,7 @@ pub mod kv;
 pub mod objects;
 pub mod queue;
 
-pub use self::http::{HttpHandler, HttpOutcome, HttpRequest, HttpResponse};
+pub use self::http::{GuestLogs, HttpHandler, HttpOutcome, HttpRequest, HttpResponse};
 pub use completions::{Changes, Completions, LocalCompletions};
 pub use executor::{ExecutionRequest, Executor, ObjectGrant, RawOutcome, Termination, by_kind};
 pub use kv::{Entry, KvStore, KvWrite, Scan};

@@ -13,9 +13,15 @@
 //! its executor with the request as its INPUT ([`faas_runtime::adapter`]).
 //!
 //! - [`body`]: the body cap and the idle timeout of both bodies;
+//! - [`pump`]: bodies copied by a task of their own, so that a reader that stops
+//!   reading is cut by the idle timeout too (the slot and the sandbox freed);
+//! - [`record`]: every call counted in the metrics; failed ones (or all, or none:
+//!   FAAS_HTTP_RECORD) written as execution records with `trigger: "http"`;
 //! - [`slots`]: the global and per-function concurrency limits (429 when full).
 
 pub mod body;
+pub mod pump;
+pub mod record;
 pub mod slots;
 
 use std::net::SocketAddr;
@@ -33,6 +39,7 @@ use faas_runtime::outcome::{Limits, classify};
 use faas_runtime::ports::{ByteStream, ExecutionRequest, HttpHandler, HttpOutcome, HttpRequest};
 use futures::{StreamExt, TryStreamExt};
 
+pub use record::{Call, HttpRecord, Recorder};
 pub use slots::{Slot, Slots};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -92,9 +99,28 @@ fn target(path: &str) -> Option<Target> {
 }
 
 async fn serve(state: &AppState, req: Request) -> ApiResult<Response> {
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let to = target(parts.uri.path()).ok_or_else(|| ApiError::not_found("function"))?;
     let (function, access) = find(state, &to).await?;
+    let call = state
+        .records
+        .begin(&function, &parts, timeout(state, &function));
+    let served = serve_found(state, &call, (function, access), to, parts, body).await;
+    if let Err(e) = &served {
+        call.refused(e.status.as_u16());
+    }
+    served
+}
+
+/// Serves a request to `function`, found and enabled; `call` counts and records it.
+async fn serve_found(
+    state: &AppState,
+    call: &Call,
+    (function, access): (Function, HttpAccess),
+    to: Target,
+    mut parts: Parts,
+    body: Body,
+) -> ApiResult<Response> {
     authorize(state, &function, access, &mut parts).await?;
     let max = state.limits.http_max_body_bytes;
     let declared = parts
@@ -116,6 +142,7 @@ async fn serve(state: &AppState, req: Request) -> ApiResult<Response> {
     })?;
     guest_head(&mut parts, &to)?;
     let idle = Duration::from_secs(state.limits.http_idle_timeout_secs.max(1));
+    let empty = axum::body::HttpBody::is_end_stream(&body);
     let body: ByteStream = body
         .into_data_stream()
         .map_err(std::io::Error::other)
@@ -124,9 +151,14 @@ async fn serve(state: &AppState, req: Request) -> ApiResult<Response> {
     if let Some(handler) = &state.http
         && handler.handles(&function).await?
     {
-        return via_handler(state, handler.clone(), function, parts, body, slot).await;
+        let body = if empty {
+            body
+        } else {
+            pump::pump(body, idle, |_| {}, "the function")
+        };
+        return via_handler(state, handler.clone(), function, parts, body, (slot, call)).await;
     }
-    via_executor(state, function, parts, body, slot).await
+    via_executor(state, function, parts, body, (slot, call)).await
 }
 
 /// The function `to` names and its access, if it is enabled for HTTP.
@@ -248,7 +280,7 @@ async fn via_handler(
     function: Function,
     head: Parts,
     body: ByteStream,
-    slot: Slot,
+    (slot, call): (Slot, &Call),
 ) -> ApiResult<Response> {
     let request = HttpRequest {
         head,
@@ -256,24 +288,33 @@ async fn via_handler(
         timeout: timeout(state, &function),
         memory_limit: function.memory_mb.saturating_mul(1 << 20),
         logs_cap: state.limits.http_output_cap_bytes,
+        logs: call.logs_sender(),
         function,
+    };
+    let failed = |status: StatusCode, code: &'static str, why: String| {
+        call.ended(status.as_u16(), record::failure(status), Some(why.clone()));
+        Err(ApiError::new(status, code, why))
     };
     match handler.handle(request).await? {
         HttpOutcome::Response(r) => {
             let idle = Duration::from_secs(state.limits.http_idle_timeout_secs.max(1));
-            let body = body::guarded(r.body, u64::MAX, idle, slot);
+            let body = body::guarded(r.body, u64::MAX, idle, ());
+            let (status, call) = (r.head.status.as_u16(), call.clone());
+            let on_end = move |end| {
+                drop(slot);
+                call.body_ended(status, end);
+            };
+            let body = pump::pump(body, idle, on_end, "the client");
             Ok(Response::from_parts(r.head, Body::from_stream(body)))
         }
-        HttpOutcome::NoResponse(why) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "function_failed",
-            why,
-        )),
-        HttpOutcome::TimedOut => Err(ApiError::new(
+        HttpOutcome::NoResponse(why) => {
+            failed(StatusCode::INTERNAL_SERVER_ERROR, "function_failed", why)
+        }
+        HttpOutcome::TimedOut => failed(
             StatusCode::GATEWAY_TIMEOUT,
             "timed_out",
-            "the function did not answer within its timeout",
-        )),
+            "the function did not answer within its timeout".into(),
+        ),
     }
 }
 
@@ -283,7 +324,7 @@ async fn via_executor(
     function: Function,
     head: Parts,
     body: ByteStream,
-    _slot: Slot,
+    (_slot, call): (Slot, &Call),
 ) -> ApiResult<Response> {
     let executor = state.executors.get(&function.runtime).ok_or_else(|| {
         ApiError::new(
@@ -317,7 +358,9 @@ async fn via_executor(
     };
     let raw = executor.execute(request).await?;
     let fields = classify(&raw, limits);
-    Ok(faas_runtime::adapter::response(&fields).map(Body::from))
+    let response = faas_runtime::adapter::response(&fields);
+    call.ran(response.status().as_u16(), &fields);
+    Ok(response.map(Body::from))
 }
 
 async fn collect(mut body: ByteStream) -> ApiResult<Vec<u8>> {

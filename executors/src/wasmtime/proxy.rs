@@ -12,7 +12,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
-use faas_runtime::ports::{HttpOutcome, HttpRequest, HttpResponse};
+use faas_runtime::ports::{GuestLogs, HttpOutcome, HttpRequest, HttpResponse};
 use faas_runtime::{Error, Result};
 use futures::{StreamExt, TryStreamExt};
 use http_body_util::{BodyExt, StreamBody};
@@ -126,6 +126,7 @@ pub(crate) async fn serve(
         .new_response_outparam(tx)
         .map_err(setup)?;
     let function = request.function.id.clone();
+    let logs = request.logs;
     let task = tokio::spawn(async move {
         let run = async {
             let pre = match &prepared.entry {
@@ -138,7 +139,10 @@ pub(crate) async fn serve(
             .await
             .unwrap_or(TaskEnd::TimedOut);
         drop(store);
-        log_output(&function, &stdout, &stderr);
+        let printed = log_output(&function, &stdout, &stderr);
+        if let Some(logs) = logs {
+            let _ = logs.send(printed);
+        }
         end
     });
     match rx.await {
@@ -224,13 +228,20 @@ fn failure(e: &wasmtime::Error) -> String {
     }
 }
 
-/// What the guest printed, as the function's logs.
-fn log_output(function: &str, stdout: &CappedPipe, stderr: &CappedPipe) {
-    for (stream, pipe) in [("stdout", stdout), ("stderr", stderr)] {
+/// What the guest printed, traced as the function's logs and returned.
+fn log_output(function: &str, stdout: &CappedPipe, stderr: &CappedPipe) -> GuestLogs {
+    let mut printed = GuestLogs::default();
+    for (stream, pipe, into) in [
+        ("stdout", stdout, &mut printed.stdout),
+        ("stderr", stderr, &mut printed.stderr),
+    ] {
         let (bytes, overflow) = pipe.take();
+        printed.overflow |= overflow;
         if !bytes.is_empty() {
             let text = String::from_utf8_lossy(&bytes);
             tracing::info!(function.id = %function, output = stream, overflow, text = %text, "guest output");
+            *into = text.into_owned();
         }
     }
+    printed
 }

@@ -1,4 +1,5 @@
-//! Records of functions served over HTTP: per-function settings and access keys.
+//! Records of functions served over HTTP: per-function settings and access keys,
+//! and [`Trigger`], what started an execution.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -13,6 +14,30 @@ pub enum HttpAccess {
     /// Callers presenting one of the function's keys (`Authorization: Bearer <key>`).
     #[default]
     Key,
+}
+
+/// What started an execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// Submitted through the API (`POST /api/functions/{id}/invoke`, the CLI, ...)
+    /// and queued; records older than the field are such.
+    #[default]
+    Api,
+    /// A call of the function's HTTP endpoint (`/fn/...`), served without the queue;
+    /// recorded once it ended, never active.
+    Http,
+}
+
+impl Trigger {
+    /// The name used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Api => "api",
+            Trigger::Http => "http",
+        }
+    }
 }
 
 /// A function's HTTP settings; a function without a record is not served.

@@ -26,6 +26,21 @@ pub struct HttpRequest {
     pub memory_limit: u64,
     /// Bytes of stdout and of stderr kept as the function's logs.
     pub logs_cap: usize,
+    /// Receives what the guest printed once its run ended (after the response and
+    /// its body: the response never waits for it); `None`: the logs are only traced.
+    pub logs: Option<tokio::sync::oneshot::Sender<GuestLogs>>,
+}
+
+/// What a guest printed while it served one request, each stream capped at
+/// [`HttpRequest::logs_cap`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuestLogs {
+    /// stdout, as text.
+    pub stdout: String,
+    /// stderr, as text.
+    pub stderr: String,
+    /// More was written to stdout or stderr than the cap.
+    pub overflow: bool,
 }
 
 /// The guest's answer: its status and headers, and its body streamed as the guest

@@ -27,7 +27,7 @@ impl Store {
     /// unit where the backend can (see [`WorkQueue::enqueue_with`]). Returns the
     /// record's revision.
     pub async fn accept_execution(&self, queue: &dyn WorkQueue, e: &Execution) -> Result<u64> {
-        let (writes, at) = self.creation_writes(e)?;
+        let (writes, at) = self.creation_writes(e, true)?;
         // The message carries the trace context, so the worker's span joins the trace
         // as it starts (requeued messages carry the id: their spans only log it).
         let payload = e.traceparent.clone().unwrap_or_else(|| e.id.clone());
@@ -41,7 +41,24 @@ impl Store {
 
     /// Records a pending execution without queueing it (tests, tools).
     pub async fn create_execution(&self, e: &Execution) -> Result<u64> {
-        let (writes, at) = self.creation_writes(e)?;
+        let (writes, at) = self.creation_writes(e, true)?;
+        let revs = self.kv().apply(writes).await?;
+        revs.get(at)
+            .copied()
+            .ok_or_else(|| Error::Internal("the record's write has no revision".into()))
+    }
+
+    /// Records an execution that ended without being queued (a call of a function's
+    /// HTTP endpoint): the record, its chunks and the owner's index, no active
+    /// marker (it never counts against the active-executions quota). `e` must be final.
+    pub async fn record_finished_execution(&self, e: &Execution) -> Result<u64> {
+        if !e.status.is_final() {
+            return Err(Error::Invalid(format!(
+                "execution {} is not final: it cannot be recorded as finished",
+                e.id
+            )));
+        }
+        let (writes, at) = self.creation_writes(e, false)?;
         let revs = self.kv().apply(writes).await?;
         revs.get(at)
             .copied()
@@ -50,17 +67,18 @@ impl Store {
 
     /// The writes that create `e`, in the order that is safe when a cut may stop
     /// them halfway (active markers first, chunks before the record that names
-    /// them), and the index of the record's write.
-    fn creation_writes(&self, e: &Execution) -> Result<(Vec<KvWrite>, usize)> {
+    /// them), and the index of the record's write. `active`: with the active markers.
+    fn creation_writes(&self, e: &Execution, active: bool) -> Result<(Vec<KvWrite>, usize)> {
         let (stored, chunks) = spill::split(e, true);
-        let mut writes = vec![
-            KvWrite::put(b::EXECUTIONS_ACTIVE, &e.id, Bytes::new()),
-            KvWrite::put(
+        let mut writes = Vec::new();
+        if active {
+            writes.push(KvWrite::put(b::EXECUTIONS_ACTIVE, &e.id, Bytes::new()));
+            writes.push(KvWrite::put(
                 b::EXECUTIONS_ACTIVE_BY_OWNER,
                 &owner_key(&e.owner_id, &e.id),
                 Bytes::new(),
-            ),
-        ];
+            ));
+        }
         // The delivery entry before the record: a deliverer keeps an entry whose
         // record is not there yet (see `PendingCallback::created_ms`).
         writes.extend(Store::callback_write(e)?);
