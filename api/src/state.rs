@@ -48,6 +48,8 @@ pub struct ApiLimits {
     pub http_idle_timeout_secs: u64,
     /// stdout and stderr cap of a function answering over HTTP.
     pub http_output_cap_bytes: usize,
+    /// Bounds of guests' outbound HTTP requests (FAAS_OUTBOUND_*).
+    pub outbound: faas_runtime::outbound::OutboundLimits,
 }
 
 impl Default for ApiLimits {
@@ -70,6 +72,7 @@ impl Default for ApiLimits {
             http_max_concurrent_per_function: 16,
             http_idle_timeout_secs: 30,
             http_output_cap_bytes: 1024 * 1024,
+            outbound: faas_runtime::outbound::OutboundLimits::default(),
         }
     }
 }

@@ -28,7 +28,8 @@ use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use faas_runtime::model::{Function, HttpAccess, new_id, validate_name};
+use faas_runtime::model::{Function, HttpAccess, HttpSettings, new_id, validate_name};
+use faas_runtime::outbound::OutboundPolicy;
 use faas_runtime::outcome::{Limits, classify};
 use faas_runtime::ports::{ByteStream, ExecutionRequest, HttpHandler, HttpOutcome, HttpRequest};
 use futures::{StreamExt, TryStreamExt};
@@ -94,8 +95,8 @@ fn target(path: &str) -> Option<Target> {
 async fn serve(state: &AppState, req: Request) -> ApiResult<Response> {
     let (mut parts, body) = req.into_parts();
     let to = target(parts.uri.path()).ok_or_else(|| ApiError::not_found("function"))?;
-    let (function, access) = find(state, &to).await?;
-    authorize(state, &function, access, &mut parts).await?;
+    let (function, settings) = find(state, &to).await?;
+    authorize(state, &function, settings.access, &mut parts).await?;
     let max = state.limits.http_max_body_bytes;
     let declared = parts
         .headers
@@ -124,13 +125,26 @@ async fn serve(state: &AppState, req: Request) -> ApiResult<Response> {
     if let Some(handler) = &state.http
         && handler.handles(&function).await?
     {
-        return via_handler(state, handler.clone(), function, parts, body, slot).await;
+        let outbound = OutboundPolicy::new(
+            &settings.allowed_outbound_hosts,
+            state.limits.outbound.clone(),
+        );
+        return via_handler(
+            state,
+            handler.clone(),
+            function,
+            outbound,
+            parts,
+            body,
+            slot,
+        )
+        .await;
     }
     via_executor(state, function, parts, body, slot).await
 }
 
-/// The function `to` names and its access, if it is enabled for HTTP.
-async fn find(state: &AppState, to: &Target) -> ApiResult<(Function, HttpAccess)> {
+/// The function `to` names and its settings, if it is enabled for HTTP.
+async fn find(state: &AppState, to: &Target) -> ApiResult<(Function, HttpSettings)> {
     let missing = || ApiError::not_found("function");
     if crate::routes::auth::validate_username(&to.username).is_err()
         || validate_name("function", &to.function).is_err()
@@ -151,7 +165,7 @@ async fn find(state: &AppState, to: &Target) -> ApiResult<(Function, HttpAccess)
     if !settings.enabled {
         return Err(missing());
     }
-    Ok((function, settings.access))
+    Ok((function, settings))
 }
 
 /// Checks the key of a `key` function, and removes `Authorization` either way.
@@ -246,6 +260,7 @@ async fn via_handler(
     state: &AppState,
     handler: Arc<dyn HttpHandler>,
     function: Function,
+    outbound: OutboundPolicy,
     head: Parts,
     body: ByteStream,
     slot: Slot,
@@ -257,6 +272,7 @@ async fn via_handler(
         memory_limit: function.memory_mb.saturating_mul(1 << 20),
         logs_cap: state.limits.http_output_cap_bytes,
         function,
+        outbound,
     };
     match handler.handle(request).await? {
         HttpOutcome::Response(r) => {
