@@ -101,6 +101,7 @@ build_small() {
         build_rust hello-component wasm32-wasip2 rust_hello_component.wasm rust-hello-component.wasm
         build_rust http-hello wasm32-wasip2 rust_http_hello.wasm rust-http-hello.wasm
         build_rust http-api wasm32-wasip2 rust_http_api.wasm rust-http-api.wasm
+        build_rust http-fetch wasm32-wasip2 rust_http_fetch.wasm rust-http-fetch.wasm
     else
         log "warning: no wasm32-wasip2 target; skipping the wasm32-wasip2 components"
     fi

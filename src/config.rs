@@ -114,6 +114,17 @@ pub struct ServeConfig {
     /// "http"`): `errors` (failed, timed out or 5xx), `all`, or `none`.
     #[arg(long, env = "FAAS_HTTP_RECORD", default_value = "errors")]
     pub http_record: faas_api::routes::endpoint::HttpRecord,
+    /// Guests' outbound HTTP requests may reach loopback, private, link-local and CGNAT
+    /// addresses (cloud-metadata addresses stay refused).
+    #[arg(long, env = "FAAS_OUTBOUND_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub outbound_allow_private: bool,
+    /// Seconds an outbound HTTP request of a guest may take to connect, to answer its
+    /// head, and to pause within its response body (each).
+    #[arg(long, env = "FAAS_OUTBOUND_TIMEOUT_SECS", default_value_t = 30)]
+    pub outbound_timeout_secs: u64,
+    /// Largest response body of an outbound HTTP request of a guest (bytes).
+    #[arg(long, env = "FAAS_OUTBOUND_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub outbound_max_response_bytes: u64,
     /// Largest object upload (bytes).
     #[arg(long, env = "FAAS_MAX_OBJECT_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub max_object_bytes: u64,

@@ -450,7 +450,20 @@ fn limits(c: &ServeConfig) -> ApiLimits {
             max_secrets: Some(c.quota_secrets),
         },
         callback_allow_private: c.callback_allow_private,
+        outbound: outbound_limits(c),
         ..ApiLimits::default()
+    }
+}
+
+fn outbound_limits(c: &ServeConfig) -> faas_runtime::outbound::OutboundLimits {
+    let timeout = Duration::from_secs(c.outbound_timeout_secs.max(1));
+    faas_runtime::outbound::OutboundLimits {
+        allow_private: c.outbound_allow_private,
+        connect_timeout: timeout,
+        first_byte_timeout: timeout,
+        between_bytes_timeout: timeout,
+        max_response_bytes: c.outbound_max_response_bytes,
+        ..Default::default()
     }
 }
 

@@ -50,6 +50,8 @@ pub struct ApiLimits {
     pub http_output_cap_bytes: usize,
     /// Which calls of the functions' endpoints are written as execution records.
     pub http_record: crate::routes::endpoint::HttpRecord,
+    /// Bounds of guests' outbound HTTP requests (FAAS_OUTBOUND_*).
+    pub outbound: faas_runtime::outbound::OutboundLimits,
 }
 
 impl Default for ApiLimits {
@@ -73,6 +75,7 @@ impl Default for ApiLimits {
             http_idle_timeout_secs: 30,
             http_output_cap_bytes: 1024 * 1024,
             http_record: crate::routes::endpoint::HttpRecord::Errors,
+            outbound: faas_runtime::outbound::OutboundLimits::default(),
         }
     }
 }

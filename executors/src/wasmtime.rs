@@ -12,6 +12,7 @@
 //!   `/tmp` directories made ahead and removed behind; `pipe`: capped
 //!   stdout/stderr; `limits`: the memory limiter; `run`: one execution;
 //! - `proxy`: `wasi:http/proxy` components, one fresh store per HTTP request;
+//!   `outbound`: their outgoing requests, under the function's outbound policy;
 //! - `bindings` (the `bindgen!` output of `wit/function.wit`) and `objects` (its
 //!   `objects` import); `state`: what a store holds.
 //!
@@ -47,6 +48,7 @@ mod limits;
 mod link;
 mod memory;
 mod objects;
+mod outbound;
 mod pipe;
 mod proxy;
 mod run;

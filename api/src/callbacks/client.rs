@@ -90,28 +90,10 @@ async fn resolve_guarded(
     allow_private: bool,
     lookup: Lookup,
 ) -> Result<Addrs, BoxError> {
-    if guard::is_localhost(&host) && !allow_private {
-        let why =
-            format!("{host} is a loopback name (refused unless FAAS_CALLBACK_ALLOW_PRIVATE=true)");
-        return Err(Box::new(Refused(why)));
-    }
+    guard::check_name(&host, allow_private).map_err(|why| Box::new(Refused(why)))?;
     let found = lookup(host.clone()).await?;
-    let mut refusal = None;
-    let kept: Vec<SocketAddr> = found
-        .into_iter()
-        .filter(|a| match guard::check_ip(a.ip(), allow_private) {
-            Ok(()) => true,
-            Err(why) => {
-                refusal = Some(why);
-                false
-            }
-        })
-        .collect();
-    if kept.is_empty() {
-        let why = refusal.unwrap_or_else(|| "no address".into());
-        let why = format!("{host} resolves only to refused addresses ({why})");
-        return Err(Box::new(Refused(why)));
-    }
+    let kept =
+        guard::keep_allowed(&host, found, allow_private).map_err(|why| Box::new(Refused(why)))?;
     Ok(Box::new(kept.into_iter()))
 }
 

@@ -34,7 +34,8 @@ use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use faas_runtime::model::{Function, HttpAccess, new_id, validate_name};
+use faas_runtime::model::{Function, HttpAccess, HttpSettings, new_id, validate_name};
+use faas_runtime::outbound::OutboundPolicy;
 use faas_runtime::outcome::{Limits, classify};
 use faas_runtime::ports::{ByteStream, ExecutionRequest, HttpHandler, HttpOutcome, HttpRequest};
 use futures::{StreamExt, TryStreamExt};
@@ -101,11 +102,11 @@ fn target(path: &str) -> Option<Target> {
 async fn serve(state: &AppState, req: Request) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
     let to = target(parts.uri.path()).ok_or_else(|| ApiError::not_found("function"))?;
-    let (function, access) = find(state, &to).await?;
+    let (function, settings) = find(state, &to).await?;
     let call = state
         .records
         .begin(&function, &parts, timeout(state, &function));
-    let served = serve_found(state, &call, (function, access), to, parts, body).await;
+    let served = serve_found(state, &call, (function, settings), to, parts, body).await;
     if let Err(e) = &served {
         call.refused(e.status.as_u16());
     }
@@ -116,12 +117,12 @@ async fn serve(state: &AppState, req: Request) -> ApiResult<Response> {
 async fn serve_found(
     state: &AppState,
     call: &Call,
-    (function, access): (Function, HttpAccess),
+    (function, settings): (Function, HttpSettings),
     to: Target,
     mut parts: Parts,
     body: Body,
 ) -> ApiResult<Response> {
-    authorize(state, &function, access, &mut parts).await?;
+    authorize(state, &function, settings.access, &mut parts).await?;
     let max = state.limits.http_max_body_bytes;
     let declared = parts
         .headers
@@ -156,13 +157,25 @@ async fn serve_found(
         } else {
             pump::pump(body, idle, |_| {}, "the function")
         };
-        return via_handler(state, handler.clone(), function, parts, body, (slot, call)).await;
+        let outbound = OutboundPolicy::new(
+            &settings.allowed_outbound_hosts,
+            state.limits.outbound.clone(),
+        );
+        return via_handler(
+            state,
+            handler.clone(),
+            (function, outbound),
+            parts,
+            body,
+            (slot, call),
+        )
+        .await;
     }
     via_executor(state, function, parts, body, (slot, call)).await
 }
 
-/// The function `to` names and its access, if it is enabled for HTTP.
-async fn find(state: &AppState, to: &Target) -> ApiResult<(Function, HttpAccess)> {
+/// The function `to` names and its settings, if it is enabled for HTTP.
+async fn find(state: &AppState, to: &Target) -> ApiResult<(Function, HttpSettings)> {
     let missing = || ApiError::not_found("function");
     if crate::routes::auth::validate_username(&to.username).is_err()
         || validate_name("function", &to.function).is_err()
@@ -183,7 +196,7 @@ async fn find(state: &AppState, to: &Target) -> ApiResult<(Function, HttpAccess)
     if !settings.enabled {
         return Err(missing());
     }
-    Ok((function, settings.access))
+    Ok((function, settings))
 }
 
 /// Checks the key of a `key` function, and removes `Authorization` either way.
@@ -277,7 +290,7 @@ fn timeout(state: &AppState, f: &Function) -> Duration {
 async fn via_handler(
     state: &AppState,
     handler: Arc<dyn HttpHandler>,
-    function: Function,
+    (function, outbound): (Function, OutboundPolicy),
     head: Parts,
     body: ByteStream,
     (slot, call): (Slot, &Call),
@@ -290,6 +303,7 @@ async fn via_handler(
         logs_cap: state.limits.http_output_cap_bytes,
         logs: call.logs_sender(),
         function,
+        outbound,
     };
     let failed = |status: StatusCode, code: &'static str, why: String| {
         call.ended(status.as_u16(), record::failure(status), Some(why.clone()));

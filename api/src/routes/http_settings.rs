@@ -70,22 +70,28 @@ pub async fn get(
     Ok(ApiJson(state.store.http_settings(&f.id).await?))
 }
 
-/// Sets whether the function is served at `/fn/{username}/{function}` and who may
-/// call it (`public`, or `key`: holders of one of its keys).
+/// Sets whether the function is served at `/fn/{username}/{function}`, who may
+/// call it (`public`, or `key`: holders of one of its keys), and the hosts its
+/// guest may send requests to (`allowed_outbound_hosts`, normalised in the answer).
 #[utoipa::path(put, path = "/api/functions/{id}/http", tag = "functions", security(("bearer" = [])),
     params(("id" = String, Path, description = "The function's id")),
     request_body = HttpSettings,
     responses((status = 200, description = "The settings now", body = HttpSettings),
+        (status = 400, description = "An entry of `allowed_outbound_hosts` is not `http(s)://host[:port]`, or there are more than 32 (`invalid_outbound_host`)", body = ErrorBody),
         (status = 404, description = "No such function of the caller's", body = ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
-    ApiJson(settings): ApiJson<HttpSettings>,
+    ApiJson(mut settings): ApiJson<HttpSettings>,
 ) -> ApiResult<ApiJson<HttpSettings>> {
     let f = owned(&state, &caller, &id).await?;
+    settings
+        .validate()
+        .map_err(|why| ApiError::bad_request("invalid_outbound_host", why))?;
     state.store.put_http_settings(&f.id, &settings).await?;
-    tracing::info!(function.id = %f.id, enabled = settings.enabled, access = ?settings.access, "HTTP settings changed");
+    tracing::info!(function.id = %f.id, enabled = settings.enabled, access = ?settings.access,
+        outbound_hosts = settings.allowed_outbound_hosts.len(), "HTTP settings changed");
     Ok(ApiJson(settings))
 }
 

@@ -2,7 +2,8 @@
 //! whole of WASI 0.2 (no preopens, no sockets, stdout/stderr captured as the
 //! function's logs) plus `wasi:http`, a fresh [`Store`] per request from the
 //! pooling allocator with the memory limiter and the epoch deadline of executions,
-//! and both bodies streamed.
+//! and both bodies streamed. Outbound requests go through [`super::outbound`]
+//! under the function's policy.
 //!
 //! The guest runs on its own task so that it can keep writing the response body
 //! after it has set the response; that task ends at the exchange's deadline at the
@@ -22,9 +23,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::limits::Limiter;
+use super::outbound::Outbound;
 use super::pipe::CappedPipe;
 use super::run::{instantiation_error, new_store};
 use super::{Prepared, Shared};
@@ -57,26 +59,6 @@ impl WasiHttpView for HttpState {
     }
 }
 
-/// Outbound requests of guests: denied.
-struct Outbound;
-
-type Sent = wasmtime_wasi_http::Result<(
-    http::Response<WasiBody>,
-    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-)>;
-
-impl WasiHttpHooks for Outbound {
-    fn send_request(
-        &mut self,
-        request: http::Request<WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-    ) -> Box<dyn Future<Output = Sent> + Send> {
-        tracing::debug!(uri = %request.uri(), "outbound request of a guest denied");
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
-    }
-}
-
 /// How the guest's task ended.
 enum TaskEnd {
     /// `handle` returned.
@@ -104,7 +86,7 @@ pub(crate) async fn serve(
         wasi: wasi_ctx(&stdout, &stderr),
         table: ResourceTable::new(),
         http: WasiHttpCtx::new(),
-        hooks: Outbound,
+        hooks: Outbound::new(request.outbound),
         limiter: Limiter::new(memory),
     };
     let mut store = new_store(&shared.engine, state, |s| &mut s.limiter, deadline);

@@ -41,7 +41,7 @@ impl Trigger {
 }
 
 /// A function's HTTP settings; a function without a record is not served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
@@ -50,6 +50,23 @@ pub struct HttpSettings {
     /// `public` or `key` (default `key`).
     #[serde(default)]
     pub access: HttpAccess,
+    /// Hosts the function's guest may send requests to (`wasi:http/outgoing-handler`),
+    /// as `scheme://host[:port]`: `https://api.example.com`, `https://*.example.com:443`
+    /// (any name below `example.com`). Empty (the default, and then left out of the
+    /// JSON): every request is denied. See [`crate::outbound`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 32, example = json!(["https://api.example.com", "https://*.example.com:443"])))]
+    pub allowed_outbound_hosts: Vec<String>,
+}
+
+impl HttpSettings {
+    /// Validates the settings and normalises `allowed_outbound_hosts`
+    /// ([`crate::outbound::validate_hosts`]); the error says what is wrong.
+    pub fn validate(&mut self) -> Result<(), String> {
+        self.allowed_outbound_hosts =
+            crate::outbound::validate_hosts(&self.allowed_outbound_hosts)?;
+        Ok(())
+    }
 }
 
 /// An access key of a function's endpoint. Only its SHA-256 is kept; the key is
@@ -119,6 +136,19 @@ mod tests {
         assert!(!HttpSettings::default().enabled);
         assert!(serde_json::from_str::<HttpSettings>(r#"{"enabled": 1}"#).is_err());
         assert!(serde_json::from_str::<HttpSettings>(r#"{"enabled": true, "x": 1}"#).is_err());
+        assert!(s.allowed_outbound_hosts.is_empty());
+    }
+
+    #[test]
+    fn outbound_hosts_are_validated_and_normalised() {
+        let mut s: HttpSettings = serde_json::from_str(
+            r#"{"enabled": true, "allowed_outbound_hosts": ["HTTPS://Api.Example.com:443/"]}"#,
+        )
+        .unwrap();
+        s.validate().unwrap();
+        assert_eq!(s.allowed_outbound_hosts, ["https://api.example.com"]);
+        s.allowed_outbound_hosts = vec!["https://example.com/x".into()];
+        assert!(s.validate().unwrap_err().contains("path"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use super::objects::ByteStream;
 use crate::Result;
 use crate::model::Function;
+use crate::outbound::OutboundPolicy;
 
 /// One request for a function.
 pub struct HttpRequest {
@@ -26,6 +27,8 @@ pub struct HttpRequest {
     pub memory_limit: u64,
     /// Bytes of stdout and of stderr kept as the function's logs.
     pub logs_cap: usize,
+    /// What the guest may call over `wasi:http/outgoing-handler` (nothing by default).
+    pub outbound: OutboundPolicy,
     /// Receives what the guest printed once its run ended (after the response and
     /// its body: the response never waits for it); `None`: the logs are only traced.
     pub logs: Option<tokio::sync::oneshot::Sender<GuestLogs>>,

@@ -257,6 +257,8 @@ impl Call {
             duration_ms: Some(u64::try_from(took.as_millis()).unwrap_or(u64::MAX)),
             traceparent: None,
             callback: None,
+            function_version: None,
+            retry_of: None,
             trigger: Trigger::Http,
             http_status: Some(http_status),
         }

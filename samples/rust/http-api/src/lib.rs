@@ -6,12 +6,11 @@
 //! - `POST /sum` with `{"numbers": [..]}`: `{"sum": n, "count": n}`;
 //! - anything else: a JSON 404; a malformed body: a JSON 400.
 
-use std::io::Write as _;
-
 use serde_json::{Value, json};
-use wasip2::http::types::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
-};
+use wasip2::http::types::{IncomingRequest, Method, ResponseOutparam};
+
+#[path = "../../common/http.rs"]
+mod reply;
 
 wasip2::http::proxy::export!(Api);
 
@@ -37,7 +36,8 @@ impl wasip2::exports::http::incoming_handler::Guest for Api {
             (Method::Post, "/sum") => sum(&request),
             _ => (404, json!({"error": "not_found", "message": format!("no route {path}")})),
         };
-        respond(out, status, &body);
+        let json = [("content-type", "application/json")];
+        reply::respond(out, status, &json, body.to_string().as_bytes());
     }
 }
 
@@ -72,16 +72,3 @@ fn read_body(request: &IncomingRequest) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
-fn respond(out: ResponseOutparam, status: u16, body: &Value) {
-    let fields = Fields::new();
-    let _ = fields.append("content-type", b"application/json");
-    let response = OutgoingResponse::new(fields);
-    let _ = response.set_status_code(status);
-    let outgoing = response.body().expect("a response has one body");
-    ResponseOutparam::set(out, Ok(response));
-    let mut stream = outgoing.write().expect("a body has one stream");
-    let _ = stream.write_all(body.to_string().as_bytes());
-    let _ = stream.flush();
-    drop(stream);
-    let _ = OutgoingBody::finish(outgoing, None);
-}

@@ -14,6 +14,11 @@ use wasip2::http::types::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
 
+#[path = "../../common/http.rs"]
+mod reply;
+
+use reply::{quote, respond};
+
 wasip2::http::proxy::export!(Hello);
 
 struct Hello;
@@ -36,23 +41,6 @@ impl wasip2::exports::http::incoming_handler::Guest for Hello {
             _ => respond(out, 404, &[], b"not found\n"),
         }
     }
-}
-
-/// Sets a response with `headers` and writes `body`.
-fn respond(out: ResponseOutparam, status: u16, headers: &[(&str, &str)], body: &[u8]) {
-    let fields = Fields::new();
-    for (name, value) in headers {
-        let _ = fields.append(name, value.as_bytes());
-    }
-    let response = OutgoingResponse::new(fields);
-    let _ = response.set_status_code(status);
-    let outgoing = response.body().expect("a response has one body");
-    ResponseOutparam::set(out, Ok(response));
-    let mut stream = outgoing.write().expect("a body has one stream");
-    let _ = stream.write_all(body);
-    let _ = stream.flush();
-    drop(stream);
-    let _ = OutgoingBody::finish(outgoing, None);
 }
 
 /// Streams the request body back chunk by chunk.
@@ -108,21 +96,6 @@ fn info(request: &IncomingRequest, target: &str, out: ResponseOutparam) {
         headers.join(",")
     );
     respond(out, 200, &[("content-type", "application/json")], body.as_bytes());
-}
-
-fn quote(s: &str) -> String {
-    let mut q = String::with_capacity(s.len() + 2);
-    q.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => q.push_str("\\\""),
-            '\\' => q.push_str("\\\\"),
-            c if (c as u32) < 0x20 => q.push_str(&format!("\\u{:04x}", c as u32)),
-            c => q.push(c),
-        }
-    }
-    q.push('"');
-    q
 }
 
 fn spin() {
