@@ -8,6 +8,8 @@
 //! - [`embedded`]: the default backend of every storage port (SQLite + files);
 //! - [`nats`]: the NATS JetStream backend of every storage port;
 //! - [`store`]: typed repositories over the key-value port;
+//! - [`cron`]: cron expressions in time zones, the ticks of schedules;
+//! - [`retention`]: deletion of finished executions past the operator's retention;
 //! - [`worker`]: leases executions and runs them through executors;
 //! - [`outcome`]: the one mapping from what an executor saw to an execution's status;
 //! - [`input`]: what the platform reads of an execution's input;
@@ -19,6 +21,7 @@
 pub mod adapter;
 pub mod autoscaler;
 pub mod conformance;
+pub mod cron;
 pub mod embedded;
 pub mod error;
 pub mod input;
@@ -27,6 +30,7 @@ pub mod model;
 pub mod nats;
 pub mod outcome;
 pub mod ports;
+pub mod retention;
 pub mod sealing;
 pub mod store;
 pub mod trace_context;

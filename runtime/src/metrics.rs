@@ -15,6 +15,8 @@
 //! | `faas_http_requests_total` | counter | `route`, `status` |
 //! | `faas_http_request_duration_seconds` | histogram | `route` |
 //! | `faas_wasm_compile_cache_total` | counter | `result` (`memory`, `disk`, `compiled`) |
+//! | `faas_schedule_ticks_total` | counter | `result` (`run`, `duplicate`, `quota`, `failed`) |
+//! | `faas_retention_deleted_total` | counter | |
 
 use std::time::Duration;
 
@@ -44,6 +46,13 @@ pub const HTTP_REQUESTS_TOTAL: &str = "faas_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "faas_http_request_duration_seconds";
 /// Wasm modules looked up for a run: found compiled in memory, on disk, or compiled.
 pub const WASM_COMPILE_CACHE_TOTAL: &str = "faas_wasm_compile_cache_total";
+
+/// Ticks of schedules handled by this process: `run` (queued), `duplicate` (another
+/// process made it), `quota` (skipped: over a quota), `failed` (skipped: invalid input,
+/// function gone, backend fault).
+pub const SCHEDULE_TICKS_TOTAL: &str = "faas_schedule_ticks_total";
+/// Finished executions deleted by the retention sweep of this process.
+pub const RETENTION_DELETED_TOTAL: &str = "faas_retention_deleted_total";
 
 /// Histogram bucket bounds (seconds) for every `*_seconds` metric: 100 µs to 5 min.
 pub const SECONDS_BUCKETS: &[f64] = &[
@@ -92,6 +101,16 @@ pub fn http_request(route: &str, status: u16, took: Duration) {
 /// Counts a wasm module lookup: `memory`, `disk` or `compiled`.
 pub fn wasm_compile_cache(result: &'static str) {
     metrics::counter!(WASM_COMPILE_CACHE_TOTAL, "result" => result).increment(1);
+}
+
+/// Counts a tick of a schedule by what came of it (see [`SCHEDULE_TICKS_TOTAL`]).
+pub fn schedule_tick(result: &'static str) {
+    metrics::counter!(SCHEDULE_TICKS_TOTAL, "result" => result).increment(1);
+}
+
+/// Counts executions deleted by a retention sweep.
+pub fn retention_deleted(n: u64) {
+    metrics::counter!(RETENTION_DELETED_TOTAL).increment(n);
 }
 
 /// Sets the gauges read from the shared state (queue depth, live workers), just

@@ -1,9 +1,11 @@
 //! Domain records kept in the key-value store, and the names they are kept under;
-//! [`http`] has those of functions served over HTTP.
+//! [`http`] has those of functions served over HTTP, [`schedule`] their schedules.
 
 pub mod http;
+pub mod schedule;
 
 pub use http::{HttpAccess, HttpKey, HttpSettings};
+pub use schedule::{CatchUp, Schedule};
 
 mod callback;
 
@@ -228,6 +230,9 @@ pub struct Execution {
     /// The signed callback of the final record, when the submit asked for one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<Callback>,
+    /// The schedule that made it (absent for a submit or an invoke).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_id: Option<String>,
 }
 
 impl Execution {
@@ -252,6 +257,7 @@ impl Execution {
             duration_ms: None,
             traceparent: None,
             callback: None,
+            schedule_id: None,
         }
     }
 
@@ -298,6 +304,9 @@ pub struct ExecutionSummary {
     pub completed_at: Option<OffsetDateTime>,
     /// Run time of the last attempt in milliseconds.
     pub duration_ms: Option<u64>,
+    /// The schedule that made it (absent for a submit or an invoke).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_id: Option<String>,
 }
 
 /// Longest error text in an [`ExecutionSummary`].
@@ -320,6 +329,7 @@ impl ExecutionSummary {
             started_at: e.started_at,
             completed_at: e.completed_at,
             duration_ms: e.duration_ms,
+            schedule_id: e.schedule_id.clone(),
         }
     }
 }

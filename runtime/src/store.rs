@@ -1,6 +1,6 @@
 //! [`Store`]: typed repositories (users, functions, executions, secrets, the
 //! installation id, callback deliveries and keys, the HTTP settings and keys of
-//! functions, worker presence) over any [`KvStore`].
+//! functions, their schedules, worker presence) over any [`KvStore`].
 //! Records are JSON; secondary indexes are extra keys (`<owner>.<id>`) so that every
 //! backend only needs get/create/update/scan.
 
@@ -13,6 +13,7 @@ mod idempotency;
 mod installation;
 pub mod migrate;
 mod records;
+mod schedules;
 pub mod spill;
 mod user_cache;
 mod users;
@@ -33,6 +34,7 @@ pub use executions::ExecutionFilter;
 pub use grants::{Grant, grant_key};
 pub use http::MAX_HTTP_KEYS;
 pub use idempotency::{Claim, IDEMPOTENCY_TTL, IdempotencyRecord};
+pub use schedules::MAX_SCHEDULES;
 pub use user_cache::USER_TTL;
 
 /// Bucket names.
@@ -80,6 +82,10 @@ pub mod buckets {
     pub const HTTP_SETTINGS: &str = "http_settings";
     /// `<function id>.<key id>` -> an access key of the function's endpoint (hashed).
     pub const HTTP_KEYS: &str = "http_keys";
+    /// Schedules by id.
+    pub const SCHEDULES: &str = "schedules";
+    /// `<function id>.<schedule id>` index.
+    pub const SCHEDULES_BY_FUNCTION: &str = "schedules_by_function";
     /// Every bucket above.
     pub const ALL: &[&str] = &[
         USERS,
@@ -103,6 +109,8 @@ pub mod buckets {
         CALLBACK_KEYS,
         HTTP_SETTINGS,
         HTTP_KEYS,
+        SCHEDULES,
+        SCHEDULES_BY_FUNCTION,
     ];
 }
 
