@@ -32,7 +32,10 @@ async fn patch(api: &Api, token: &str, path: &str, body: Value) -> Reply {
 /// The function's executions (summaries), oldest first.
 async fn executions(api: &Api, token: &str, fid: &str) -> Vec<Value> {
     let page = api
-        .get(token, &format!("/api/executions?function_id={fid}&limit=200"))
+        .get(
+            token,
+            &format!("/api/executions?function_id={fid}&limit=200"),
+        )
         .await
         .expect(200);
     let mut all = page["executions"].as_array().unwrap().clone();
@@ -61,7 +64,13 @@ async fn one_per_tick(apps: &[&TestApp]) {
     let (t, _) = api.user("ada").await;
     let fid = api.deploy_sample(&t, "rust-hello.wasm").await;
     let input = json!({"direct_inputs": {"name": "tick"}});
-    let sid = schedule(api, &t, &fid, json!({"cron": "* * * * * *", "input": input})).await;
+    let sid = schedule(
+        api,
+        &t,
+        &fid,
+        json!({"cron": "* * * * * *", "input": input}),
+    )
+    .await;
     let path = format!("/api/functions/{fid}/schedules/{sid}");
     let s = api.get(&t, &path).await.expect(200);
     assert_eq!(s["enabled"], true);
@@ -69,7 +78,9 @@ async fn one_per_tick(apps: &[&TestApp]) {
     assert_eq!(s["catch_up"], "latest");
     assert_eq!(s["timezone"], "UTC");
     assert!(s["next_run_at"].is_string(), "{s}");
-    let listed = api.get(&t, &format!("/api/functions/{fid}/schedules")).await;
+    let listed = api
+        .get(&t, &format!("/api/functions/{fid}/schedules"))
+        .await;
     assert_eq!(listed.expect(200)["schedules"][0]["id"], sid.as_str());
 
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -77,14 +88,23 @@ async fn one_per_tick(apps: &[&TestApp]) {
     // A tick being handled as the schedule was deleted may still land.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let made = executions(api, &t, &fid).await;
-    assert!((4..=6).contains(&made.len()), "{} executions in 5 s: {made:?}", made.len());
+    assert!(
+        (4..=6).contains(&made.len()),
+        "{} executions in 5 s: {made:?}",
+        made.len()
+    );
     let mut per_tick: BTreeMap<u64, usize> = BTreeMap::new();
     for e in &made {
         assert_eq!(e["schedule_id"], sid.as_str(), "{e}");
-        *per_tick.entry(tick_ms(e["id"].as_str().unwrap())).or_default() += 1;
+        *per_tick
+            .entry(tick_ms(e["id"].as_str().unwrap()))
+            .or_default() += 1;
     }
     assert!(per_tick.values().all(|n| *n == 1), "{per_tick:?}");
-    assert!(per_tick.keys().all(|ms| ms % 1000 == 0), "ticks on whole seconds: {per_tick:?}");
+    assert!(
+        per_tick.keys().all(|ms| ms % 1000 == 0),
+        "ticks on whole seconds: {per_tick:?}"
+    );
     let last = made.last().unwrap()["id"].as_str().unwrap().to_string();
     let e = api.wait(&t, &last, Duration::from_secs(30)).await;
     assert_eq!(e["status"], "completed", "{e}");
@@ -119,10 +139,21 @@ async fn two_api_processes_on_nats_make_one_execution_per_tick() {
         .unwrap()
         .kv;
     assert!(kv.get(buckets::SCHEDULES, &sid).await.unwrap().is_some());
-    a.api.delete(&t, &format!("/api/functions/{fid}")).await.expect(204);
+    a.api
+        .delete(&t, &format!("/api/functions/{fid}"))
+        .await
+        .expect(204);
     assert!(kv.get(buckets::SCHEDULES, &sid).await.unwrap().is_none());
-    let index = Scan { prefix: format!("{fid}."), ..Scan::default() };
-    assert!(kv.scan(buckets::SCHEDULES_BY_FUNCTION, index).await.unwrap().is_empty());
+    let index = Scan {
+        prefix: format!("{fid}."),
+        ..Scan::default()
+    };
+    assert!(
+        kv.scan(buckets::SCHEDULES_BY_FUNCTION, index)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     a.stop().await;
     b.stop().await;
 }
@@ -139,21 +170,33 @@ async fn refusals(nats: Option<&NatsServer>) {
         (json!({"cron": "61 * * * *"}), "61"),
         (json!({"cron": "* * * * FOO"}), "FOO"),
         (json!({"cron": "0 0 30 2 *"}), "never matches"),
-        (json!({"cron": "* * * * *", "timezone": "Mars/Olympus"}), "time zone"),
+        (
+            json!({"cron": "* * * * *", "timezone": "Mars/Olympus"}),
+            "time zone",
+        ),
         (json!({"cron": "* * * * *", "alias": "../x"}), "alias"),
     ] {
         let e = api.post(&t, &base, body.clone()).await;
         let e = e.expect_error(400, "invalid_schedule");
-        assert!(e["message"].as_str().unwrap().contains(needle), "{body}: {e}");
+        assert!(
+            e["message"].as_str().unwrap().contains(needle),
+            "{body}: {e}"
+        );
     }
-    api.post(&t, &base, json!({"cron": "* * * * *", "input": {"secrets": ["nope"]}}))
-        .await
-        .expect_error(400, "unknown_secret");
+    api.post(
+        &t,
+        &base,
+        json!({"cron": "* * * * *", "input": {"secrets": ["nope"]}}),
+    )
+    .await
+    .expect_error(400, "unknown_secret");
     api.post(&t, &base, json!({"cron": "* * * * *", "every": 1}))
         .await
         .expect_error(400, "malformed_json");
     let big = "x".repeat(1100 * 1024);
-    let r = api.post(&t, &base, json!({"cron": "* * * * *", "input": {"x": big}})).await;
+    let r = api
+        .post(&t, &base, json!({"cron": "* * * * *", "input": {"x": big}}))
+        .await;
     assert_eq!(r.status, 413, "{}", r.body);
     let sid = schedule(
         api,
@@ -169,12 +212,18 @@ async fn refusals(nats: Option<&NatsServer>) {
     patch(api, &other, &path, json!({"enabled": true}))
         .await
         .expect_error(404, "not_found");
-    api.delete(&other, &path).await.expect_error(404, "not_found");
+    api.delete(&other, &path)
+        .await
+        .expect_error(404, "not_found");
     api.post(&other, &base, json!({"cron": "* * * * *"}))
         .await
         .expect_error(404, "not_found");
-    api.get(&t, &format!("{base}/not-a-schedule")).await.expect_error(404, "not_found");
-    api.get("bad-token", &path).await.expect_error(401, "unauthorized");
+    api.get(&t, &format!("{base}/not-a-schedule"))
+        .await
+        .expect_error(404, "not_found");
+    api.get("bad-token", &path)
+        .await
+        .expect_error(401, "unauthorized");
     // The owner changes it; an invalid change changes nothing.
     let s = api.get(&t, &path).await.expect(200);
     assert!(s["next_run_at"].is_null(), "disabled: {s}");
@@ -187,7 +236,10 @@ async fn refusals(nats: Option<&NatsServer>) {
     assert_eq!(s["enabled"], true);
     assert_eq!(s["catch_up"], "none");
     assert_eq!(s["cron"], "0 9 * * MON-FRI");
-    assert!(s["next_run_at"].as_str().unwrap().ends_with(":00:00Z"), "{s}");
+    assert!(
+        s["next_run_at"].as_str().unwrap().ends_with(":00:00Z"),
+        "{s}"
+    );
     app.stop().await;
 }
 
@@ -219,15 +271,27 @@ async fn a_tick_missed_while_down_runs_once_with_latest_and_not_with_none() {
     let mut app = start(None, &[]).await;
     let (t, _) = app.api.user("ada").await;
     let latest = app.api.deploy_sample(&t, "rust-hello.wasm").await;
-    let none = app.api.deploy(&t, "other", harness::sample("rust-hello.wasm"), &[]).await;
+    let none = app
+        .api
+        .deploy(&t, "other", harness::sample("rust-hello.wasm"), &[])
+        .await;
     let none = none.expect(201)["id"].as_str().unwrap().to_string();
     let tick = OffsetDateTime::now_utc() + time::Duration::seconds(5);
     let tick = tick.replace_nanosecond(0).unwrap();
     schedule(&app.api, &t, &latest, json!({"cron": once_at(tick)})).await;
-    schedule(&app.api, &t, &none, json!({"cron": once_at(tick), "catch_up": "none"})).await;
+    schedule(
+        &app.api,
+        &t,
+        &none,
+        json!({"cron": once_at(tick), "catch_up": "none"}),
+    )
+    .await;
     let down = Instant::now();
     app.platform.take().unwrap().stop().await;
-    assert!(down.elapsed() < Duration::from_secs(4), "stopped before the tick");
+    assert!(
+        down.elapsed() < Duration::from_secs(4),
+        "stopped before the tick"
+    );
     // Down across the tick and past the 10 s after which a tick counts as missed.
     let up_at = tick + time::Duration::seconds(11);
     while OffsetDateTime::now_utc() < up_at {
@@ -244,7 +308,10 @@ async fn a_tick_missed_while_down_runs_once_with_latest_and_not_with_none() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(caught.len(), 1, "{caught:?}");
-    assert_eq!(tick_ms(caught[0]["id"].as_str().unwrap()), (tick.unix_timestamp() * 1000) as u64);
+    assert_eq!(
+        tick_ms(caught[0]["id"].as_str().unwrap()),
+        (tick.unix_timestamp() * 1000) as u64
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(executions(&api, &t, &none).await.is_empty());
     assert_eq!(executions(&api, &t, &latest).await.len(), 1);
@@ -269,25 +336,52 @@ async fn retention(nats: Option<&NatsServer>) {
     let new = new["id"].as_str().unwrap().to_string();
     let began = Instant::now();
     while api.get(&t, &format!("/api/executions/{old}")).await.status == 200 {
-        assert!(began.elapsed() < Duration::from_secs(10), "the old execution stays");
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "the old execution stays"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    api.get(&t, &format!("/api/executions/{old}")).await.expect_error(404, "not_found");
-    let kept = api.get(&t, &format!("/api/executions/{new}")).await.expect(200);
+    api.get(&t, &format!("/api/executions/{old}"))
+        .await
+        .expect_error(404, "not_found");
+    let kept = api
+        .get(&t, &format!("/api/executions/{new}"))
+        .await
+        .expect(200);
     assert_eq!(kept["result"]["hello"].as_str().unwrap().len(), 40 * 1024);
     let listed = executions(&api, &t, &fid).await;
     assert_eq!(listed.len(), 1, "{listed:?}");
     let kv: Arc<dyn KvStore> = match nats {
-        Some(n) => Arc::new(faas_runtime::nats::connect(&n.url(), Default::default()).await.unwrap().kv),
+        Some(n) => Arc::new(
+            faas_runtime::nats::connect(&n.url(), Default::default())
+                .await
+                .unwrap()
+                .kv,
+        ),
         None => {
             app.platform.take().unwrap().stop().await;
             let db = faas_runtime::embedded::Db::open(app.data.path()).unwrap();
             Arc::new(faas_runtime::embedded::EmbeddedKv::new(db))
         }
     };
-    let chunks = |id: &str| Scan { prefix: format!("{id}."), ..Scan::default() };
-    assert!(kv.scan(buckets::EXECUTION_DATA, chunks(&old)).await.unwrap().is_empty());
-    assert!(kv.scan(buckets::EXECUTION_DATA, chunks(&new)).await.unwrap().len() >= 3);
+    let chunks = |id: &str| Scan {
+        prefix: format!("{id}."),
+        ..Scan::default()
+    };
+    assert!(
+        kv.scan(buckets::EXECUTION_DATA, chunks(&old))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        kv.scan(buckets::EXECUTION_DATA, chunks(&new))
+            .await
+            .unwrap()
+            .len()
+            >= 3
+    );
     assert!(kv.get(buckets::EXECUTIONS, &old).await.unwrap().is_none());
     app.stop().await;
 }

@@ -63,7 +63,9 @@ pub async fn run(state: AppState, stop: CancellationToken) {
                 Ok(Some(fresh)) => *s = fresh,
                 // Deleted: dropped at the next read of the list.
                 Ok(None) => s.enabled = false,
-                Err(e) => tracing::warn!(schedule.id = %s.id, error = %e, "schedule tick not handled; retrying"),
+                Err(e) => {
+                    tracing::warn!(schedule.id = %s.id, error = %e, "schedule tick not handled; retrying")
+                }
             }
         }
         cache.retain(|(s, _)| s.enabled);

@@ -108,7 +108,11 @@ pub async fn run(store: Store, keep: Duration, every: Duration, stop: Cancellati
         match store.sweep_executions(cutoff).await {
             Ok(s) if s.deleted > 0 => {
                 crate::metrics::retention_deleted(s.deleted as u64);
-                tracing::info!(deleted = s.deleted, examined = s.examined, "retention sweep");
+                tracing::info!(
+                    deleted = s.deleted,
+                    examined = s.examined,
+                    "retention sweep"
+                );
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention sweep failed; the next one retries"),

@@ -258,7 +258,10 @@ pub async fn patch(
 /// expression or a new zone (no catch-up for time it was off or different).
 fn apply(s: &mut Schedule, p: &SchedulePatch) -> ApiResult<()> {
     let at = now();
-    let cron = p.cron.as_deref().map_or(s.cron.clone(), |c| c.trim().to_string());
+    let cron = p
+        .cron
+        .as_deref()
+        .map_or(s.cron.clone(), |c| c.trim().to_string());
     let timezone = p.timezone.clone().unwrap_or_else(|| s.timezone.clone());
     check_cron(&cron, &timezone)?;
     let enables = p.enabled == Some(true) && !s.enabled;

@@ -77,6 +77,12 @@ async fn a_pending_execution_is_kept_however_old() {
     e.created_at = now() - time::Duration::days(90);
     s.create_execution(&e).await.unwrap();
     let swept = s.sweep_executions(now()).await.unwrap();
-    assert_eq!(swept, Swept { examined: 1, deleted: 0 });
+    assert_eq!(
+        swept,
+        Swept {
+            examined: 1,
+            deleted: 0
+        }
+    );
     assert!(s.get_execution(&e.id, None).await.unwrap().is_some());
 }

@@ -68,7 +68,7 @@ impl Store {
     }
 
     /// Deletes a function record, its index entries, its HTTP settings and keys, its
-/// schedules.
+    /// schedules.
     pub async fn delete_function(&self, f: &Function) -> Result<()> {
         self.kv().delete(b::FUNCTIONS, &f.id).await?;
         self.delete_http_of(&f.id).await?;

@@ -61,7 +61,9 @@ impl Store {
         for (key, e) in rows {
             match serde_json::from_slice::<Schedule>(&e.value) {
                 Ok(s) => out.push((s, e.revision)),
-                Err(err) => tracing::warn!(schedule.id = %key, error = %err, "unreadable schedule skipped"),
+                Err(err) => {
+                    tracing::warn!(schedule.id = %key, error = %err, "unreadable schedule skipped")
+                }
             }
         }
         Ok(out)
