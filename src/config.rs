@@ -83,6 +83,13 @@ pub struct ServeConfig {
     /// API process of the installation delivers).
     #[arg(long, env = "FAAS_CALLBACK_DELIVERY", default_value_t = true, action = clap::ArgAction::Set)]
     pub callback_delivery: bool,
+    /// Finished executions (records and stored outputs) are deleted this long after
+    /// they ended (seconds; 0 keeps them forever).
+    #[arg(long, env = "FAAS_RETENTION_SECS", default_value_t = 30 * 24 * 3600)]
+    pub retention_secs: u64,
+    /// How often each API process looks for executions past the retention (seconds).
+    #[arg(long, env = "FAAS_RETENTION_SWEEP_SECS", default_value_t = 3600)]
+    pub retention_sweep_secs: u64,
     /// Default memory limit of a function (MiB).
     #[arg(long, env = "FAAS_DEFAULT_MEMORY_MB", default_value_t = 512)]
     pub default_memory_mb: u64,

@@ -116,6 +116,18 @@ impl Platform {
                     shutdown.clone(),
                 )));
             }
+            tasks.push(tokio::spawn(faas_api::scheduler::run(
+                state.clone(),
+                shutdown.clone(),
+            )));
+            if config.retention_secs > 0 {
+                tasks.push(tokio::spawn(faas_runtime::retention::run(
+                    ports.store.clone(),
+                    Duration::from_secs(config.retention_secs),
+                    Duration::from_secs(config.retention_sweep_secs.max(1)),
+                    shutdown.clone(),
+                )));
+            }
             if ports.shared {
                 tasks.push(tokio::spawn(reconcile_forever(
                     ports.store.clone(),

@@ -8,7 +8,8 @@
 //! - [`openapi`]: the generated OpenAPI document;
 //! - [`quotas`]: per-user limits and their checks;
 //! - [`trace`]: the W3C trace context of each request, kept on executions;
-//! - [`callbacks`]: signed callbacks of final records (SSRF guard, deliverer).
+//! - [`callbacks`]: signed callbacks of final records (SSRF guard, deliverer);
+//! - [`scheduler`]: the loop that runs the ticks of schedules, in every API process.
 //!
 //! [`serve`] runs the router on a listener until a shutdown signal;
 //! [`serve_functions`] serves the functions' endpoints alone (a worker's listener);
@@ -21,6 +22,7 @@ pub mod error;
 pub mod openapi;
 pub mod quotas;
 pub mod routes;
+pub mod scheduler;
 pub mod state;
 pub mod trace;
 

@@ -20,7 +20,7 @@ use utoipa::{Modify, OpenApi};
 use crate::error::{ApiJson, ErrorBody};
 use crate::routes::{
     auth, callback_key, endpoint, executions, functions, health, http_settings, invoke, me,
-    metrics, objects, pages, quotas, secrets, users, versions, workers,
+    metrics, objects, pages, quotas, schedules, secrets, users, versions, workers,
 };
 use crate::state::{ApiLimits, AppState};
 
@@ -66,6 +66,7 @@ impl Modify for BearerAuth {
         health::healthz, health::readyz, metrics::metrics, pages::docs_page, pages::console_page, serve, workers::list,
         http_settings::get, http_settings::put, http_settings::create_key,
         http_settings::list_keys, http_settings::delete_key, endpoint::call, endpoint::call_rest,
+        schedules::create, schedules::list, schedules::get, schedules::patch, schedules::delete,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth, &CommonErrors)

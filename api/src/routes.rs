@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod objects;
 pub mod pages;
 pub mod quotas;
+pub mod schedules;
 pub mod secrets;
 pub mod users;
 pub mod versions;
@@ -109,6 +110,16 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/functions/{id}/keys/{key_id}",
             delete(http_settings::delete_key),
+        )
+        .route(
+            "/api/functions/{id}/schedules",
+            get(schedules::list).post(schedules::create),
+        )
+        .route(
+            "/api/functions/{id}/schedules/{schedule_id}",
+            get(schedules::get)
+                .patch(schedules::patch)
+                .delete(schedules::delete),
         )
         .route("/api/function-objects/{function_id}", get(objects::list))
         .route(

@@ -19,6 +19,8 @@
 //! | `faas_function_http_calls_total` | counter | `function` (id), `status` (HTTP code) |
 //! | `faas_function_http_call_duration_seconds` | histogram | `function` (id) |
 //! | `faas_http_records_dropped_total` | counter | |
+//! | `faas_schedule_ticks_total` | counter | `result` (`run`, `duplicate`, `quota`, `failed`) |
+//! | `faas_retention_deleted_total` | counter | |
 
 use std::time::Duration;
 
@@ -58,6 +60,12 @@ pub const FUNCTION_HTTP_CALL_DURATION: &str = "faas_function_http_call_duration_
 /// Execution records of HTTP calls not written: too many writes waiting, or the
 /// store failed (FAAS_HTTP_RECORD).
 pub const HTTP_RECORDS_DROPPED_TOTAL: &str = "faas_http_records_dropped_total";
+/// Ticks of schedules handled by this process: `run` (queued), `duplicate` (another
+/// process made it), `quota` (skipped: over a quota), `failed` (skipped: invalid input,
+/// function gone, backend fault).
+pub const SCHEDULE_TICKS_TOTAL: &str = "faas_schedule_ticks_total";
+/// Finished executions deleted by the retention sweep of this process.
+pub const RETENTION_DELETED_TOTAL: &str = "faas_retention_deleted_total";
 
 /// Histogram bucket bounds (seconds) for every `*_seconds` metric: 100 µs to 5 min.
 pub const SECONDS_BUCKETS: &[f64] = &[
@@ -120,6 +128,16 @@ pub fn http_record_dropped() {
 /// Counts a wasm module lookup: `memory`, `disk` or `compiled`.
 pub fn wasm_compile_cache(result: &'static str) {
     metrics::counter!(WASM_COMPILE_CACHE_TOTAL, "result" => result).increment(1);
+}
+
+/// Counts a tick of a schedule by what came of it (see [`SCHEDULE_TICKS_TOTAL`]).
+pub fn schedule_tick(result: &'static str) {
+    metrics::counter!(SCHEDULE_TICKS_TOTAL, "result" => result).increment(1);
+}
+
+/// Counts executions deleted by a retention sweep.
+pub fn retention_deleted(n: u64) {
+    metrics::counter!(RETENTION_DELETED_TOTAL).increment(n);
 }
 
 /// Sets the gauges read from the shared state (queue depth, live workers), just

@@ -1,9 +1,11 @@
 //! Domain records kept in the key-value store, and the names they are kept under;
-//! [`http`] has those of functions served over HTTP.
+//! [`http`] has those of functions served over HTTP, [`schedule`] their schedules.
 
 pub mod http;
+pub mod schedule;
 
 pub use http::{HttpAccess, HttpKey, HttpSettings, Trigger};
+pub use schedule::{CatchUp, Schedule};
 
 mod callback;
 pub mod version;
@@ -249,6 +251,9 @@ pub struct Execution {
     /// The HTTP status answered, for `trigger: "http"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
+    /// The schedule that made it (absent for a submit or an invoke).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_id: Option<String>,
 }
 
 impl Execution {
@@ -277,6 +282,7 @@ impl Execution {
             retry_of: None,
             trigger: Trigger::Api,
             http_status: None,
+            schedule_id: None,
         }
     }
 
@@ -329,6 +335,9 @@ pub struct ExecutionSummary {
     /// The HTTP status answered, for `trigger: "http"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
+    /// The schedule that made it (absent for a submit or an invoke).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_id: Option<String>,
 }
 
 /// Longest error text in an [`ExecutionSummary`].
@@ -353,6 +362,7 @@ impl ExecutionSummary {
             duration_ms: e.duration_ms,
             trigger: e.trigger,
             http_status: e.http_status,
+            schedule_id: e.schedule_id.clone(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! [`Store`]: typed repositories (users, functions, executions, secrets, the
 //! installation id, callback deliveries and keys, the HTTP settings and keys of
-//! functions, worker presence) over any [`KvStore`].
+//! functions, their schedules, worker presence) over any [`KvStore`].
 //! Records are JSON; secondary indexes are extra keys (`<owner>.<id>`) so that every
 //! backend only needs get/create/update/scan.
 
@@ -13,6 +13,7 @@ mod idempotency;
 mod installation;
 pub mod migrate;
 mod records;
+mod schedules;
 pub mod spill;
 mod user_cache;
 mod users;
@@ -34,6 +35,7 @@ pub use executions::ExecutionFilter;
 pub use grants::{Grant, grant_key};
 pub use http::MAX_HTTP_KEYS;
 pub use idempotency::{Claim, IDEMPOTENCY_TTL, IdempotencyRecord};
+pub use schedules::MAX_SCHEDULES;
 pub use user_cache::USER_TTL;
 pub use versions::version_key;
 
@@ -84,6 +86,10 @@ pub mod buckets {
     pub const HTTP_KEYS: &str = "http_keys";
     /// `<function id>.<version, 20 digits>` -> a version of a function.
     pub const FUNCTION_VERSIONS: &str = "function_versions";
+    /// Schedules by id.
+    pub const SCHEDULES: &str = "schedules";
+    /// `<function id>.<schedule id>` index.
+    pub const SCHEDULES_BY_FUNCTION: &str = "schedules_by_function";
     /// Every bucket above.
     pub const ALL: &[&str] = &[
         USERS,
@@ -108,6 +114,8 @@ pub mod buckets {
         HTTP_SETTINGS,
         HTTP_KEYS,
         FUNCTION_VERSIONS,
+        SCHEDULES,
+        SCHEDULES_BY_FUNCTION,
     ];
 }
 

@@ -66,11 +66,12 @@ impl Store {
     }
 
     /// Deletes a function record, its versions, its index entries, its HTTP
-    /// settings and keys.
+    /// settings and keys, its schedules.
     pub async fn delete_function(&self, f: &Function) -> Result<()> {
         self.kv().delete(b::FUNCTIONS, &f.id).await?;
         self.delete_versions_of(&f.id).await?;
         self.delete_http_of(&f.id).await?;
+        self.delete_schedules_of(&f.id).await?;
         self.kv()
             .delete(b::FUNCTIONS_BY_OWNER, &owner_key(&f.owner_id, &f.id))
             .await?;

@@ -236,6 +236,13 @@ pub(crate) async fn accept(state: &AppState, exec: Execution) -> ApiResult<()> {
     let (store, queue) = (state.store.clone(), state.queue.clone());
     let task = tokio::spawn(async move {
         let result = store.accept_execution(queue.as_ref(), &exec).await;
+        if let Err(faas_runtime::Error::Conflict(_)) = &result {
+            // The id is taken (a schedule's tick made by another process): the
+            // record is that one's. Only the active markers written before the
+            // refused create may be stray, if it is already final.
+            let _ = store.forget_active(&exec.id).await;
+            return result;
+        }
         // A full queue is refused before anything is written: nothing to undo.
         let wrote = !matches!(result, Ok(_) | Err(faas_runtime::Error::Overloaded(_)));
         if wrote && let Err(e) = store.discard_execution(&exec).await {
