@@ -3,7 +3,7 @@
 //! each one whose next tick has come: it re-reads the schedule, runs the due
 //! ticks ([`faas_runtime::cron::CronSpec::due`]: on-time ticks, and at most one
 //! catch-up run for missed ones) through the submit path
-//! ([`prepare`] and [`start`]: input checks, quotas, record and queue message),
+//! ([`prepare_at`] and [`start`]: input checks, quotas, record and queue message),
 //! then records the last tick handled with a revision check.
 //!
 //! Exactly one execution per tick, however many processes: the execution's id
@@ -24,7 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Caller;
 use crate::error::ApiResult;
-use crate::routes::executions::{prepare, start};
+use crate::routes::executions::{prepare_at, start};
+use crate::routes::versions::VersionChoice;
 use crate::state::AppState;
 
 /// How often due ticks are looked for.
@@ -162,11 +163,13 @@ async fn tick_execution(
     s: &Schedule,
     id: String,
 ) -> ApiResult<Execution> {
-    // LIFECYCLE-MERGE: `s.alias` (default "latest") names the version to run.
-    // Resolve it here, where the submit path is entered, once submit takes an
-    // alias (e.g. `prepare(state, caller, &s.function_id, Some(alias), ...)`).
-    let _alias: &str = &s.alias;
-    let mut exec = prepare(state, caller, &s.function_id, Some(s.input.clone()), None).await?;
+    // The alias is resolved at every tick: moving it moves what the schedule runs.
+    let choice = VersionChoice {
+        version: None,
+        alias: Some(s.alias.clone()),
+    };
+    let input = Some(s.input.clone());
+    let mut exec = prepare_at(state, caller, &s.function_id, &choice, input, None).await?;
     exec.id = id;
     exec.schedule_id = Some(s.id.clone());
     Ok(exec)

@@ -142,6 +142,11 @@ pub async fn create(
     check_cron(&body.cron, &timezone)?;
     let alias = body.alias.unwrap_or_else(|| DEFAULT_ALIAS.into());
     check_alias(&alias)?;
+    crate::routes::versions::VersionChoice {
+        version: None,
+        alias: Some(alias.clone()),
+    }
+    .resolve(&f)?;
     let input = body.input.unwrap_or_else(|| serde_json::json!({}));
     check_input(&state, &caller, &f.id, &input).await?;
     let at = now();

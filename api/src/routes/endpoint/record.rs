@@ -259,6 +259,7 @@ impl Call {
             callback: None,
             function_version: None,
             retry_of: None,
+            schedule_id: None,
             trigger: Trigger::Http,
             http_status: Some(http_status),
         }
