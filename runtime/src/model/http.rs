@@ -55,8 +55,28 @@ pub struct HttpSettings {
     /// (any name below `example.com`). Empty (the default, and then left out of the
     /// JSON): every request is denied. See [`crate::outbound`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[cfg_attr(feature = "openapi", schema(max_items = 32, example = json!(["https://api.example.com", "https://*.example.com:443"])))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = outbound_hosts_schema))]
     pub allowed_outbound_hosts: Vec<String>,
+}
+
+/// The schema of `allowed_outbound_hosts`: its items' pattern is a subset of what
+/// [`crate::outbound::validate_hosts`] accepts (lower-case names; it also takes
+/// upper case, IP literals in brackets and a trailing `/`).
+#[cfg(feature = "openapi")]
+fn outbound_hosts_schema() -> utoipa::openapi::schema::Schema {
+    use crate::outbound::{MAX_ALLOWED_HOSTS, MAX_HOST_ENTRY_CHARS};
+    let label = "[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?";
+    let schema = serde_json::json!({
+        "type": "array",
+        "maxItems": MAX_ALLOWED_HOSTS,
+        "items": {
+            "type": "string",
+            "maxLength": MAX_HOST_ENTRY_CHARS,
+            "pattern": format!("^https?://(\\*\\.)?{label}(\\.{label})*(:[1-9][0-9]{{0,3}})?$"),
+        },
+        "example": ["https://api.example.com", "https://*.example.com:443"],
+    });
+    serde_json::from_value(schema).unwrap_or_default()
 }
 
 impl HttpSettings {
