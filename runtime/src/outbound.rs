@@ -23,6 +23,11 @@ pub const MAX_ALLOWED_HOSTS: usize = 32;
 /// Longest entry of `allowed_outbound_hosts` (characters).
 pub const MAX_HOST_ENTRY_CHARS: usize = 255;
 
+/// The documented pattern of an `allowed_outbound_hosts` entry: a subset of what
+/// [`AllowedHost::parse`] accepts (lower-case names, ports up to 9999; the parser
+/// also takes upper case, IP literals in brackets, any port and a trailing `/`).
+pub const ALLOWED_HOST_PATTERN: &str = "^https?://(\\*\\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:[1-9][0-9]{0,3})?$";
+
 /// The operator's switch for private outbound addresses.
 pub const ALLOW_PRIVATE_SETTING: &str = "FAAS_OUTBOUND_ALLOW_PRIVATE";
 

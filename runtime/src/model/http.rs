@@ -64,15 +64,14 @@ pub struct HttpSettings {
 /// upper case, IP literals in brackets and a trailing `/`).
 #[cfg(feature = "openapi")]
 fn outbound_hosts_schema() -> utoipa::openapi::schema::Schema {
-    use crate::outbound::{MAX_ALLOWED_HOSTS, MAX_HOST_ENTRY_CHARS};
-    let label = "[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?";
+    use crate::outbound::{ALLOWED_HOST_PATTERN, MAX_ALLOWED_HOSTS, MAX_HOST_ENTRY_CHARS};
     let schema = serde_json::json!({
         "type": "array",
         "maxItems": MAX_ALLOWED_HOSTS,
         "items": {
             "type": "string",
             "maxLength": MAX_HOST_ENTRY_CHARS,
-            "pattern": format!("^https?://(\\*\\.)?{label}(\\.{label})*(:[1-9][0-9]{{0,3}})?$"),
+            "pattern": ALLOWED_HOST_PATTERN,
         },
         "example": ["https://api.example.com", "https://*.example.com:443"],
     });
