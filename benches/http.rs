@@ -149,25 +149,20 @@ fn wasmtime_serve(bin: &Path, component: &Path) -> (Guard, String) {
 }
 
 fn wait_answer(url: &str) {
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        let ok = Command::new("sh")
-            .args(["-c", &format!("exec 3<>/dev/tcp/{}", host_port(url))])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
+        if std::net::TcpStream::connect(&addr).is_ok() {
             return;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("{url} does not answer");
-}
-
-fn host_port(url: &str) -> String {
-    let rest = url.trim_start_matches("http://");
-    let hp = rest.split('/').next().unwrap_or(rest);
-    hp.replacen(':', "/", 1)
 }
 
 /// wrk with `c` connections for BENCH_SECS on `url`.
@@ -241,7 +236,7 @@ async fn platform(c: usize) -> Platform {
     let (child, base) = harness::spawn_serve(
         data.path(),
         &[
-            ("RUST_LOG", "warn"),
+            ("RUST_LOG", "warn,faas=info"),
             ("FAAS_HTTP_MAX_CONCURRENT", &limit),
             ("FAAS_HTTP_MAX_CONCURRENT_PER_FUNCTION", &limit),
         ],

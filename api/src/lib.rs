@@ -32,7 +32,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, MatchedPath};
 use axum::http::Request;
-use axum::serve::IncomingStream;
+use axum::serve::{IncomingStream, ListenerExt};
 use axum::{Extension, Router};
 use tokio::net::TcpListener;
 use tower::Layer;
@@ -85,6 +85,9 @@ pub async fn serve_with_gateway(
     let gateway = gateway.to_canonical();
     let make = tower::service_fn(move |incoming: IncomingStream<'_, TcpListener>| {
         let remote = *incoming.remote_addr();
+        // Responses written in parts (a head, then body chunks) must not wait on
+        // Nagle's algorithm for the client's delayed ACK (~40 ms a response).
+        let _ = incoming.io().set_nodelay(true);
         let on_gateway = incoming
             .io()
             .local_addr()
@@ -108,6 +111,11 @@ async fn serve_router(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Responses written in parts (a head, then body chunks: streamed bodies of
+    // functions) must not wait on Nagle's algorithm for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(
         listener,
         traced(app).into_make_service_with_connect_info::<SocketAddr>(),
