@@ -348,10 +348,11 @@ async fn unhappy_paths_of_the_endpoint_and_the_settings_routes() {
     let settings = format!("/api/functions/{fid}/http");
     set_http(&app, &ann, &fid, true, "public").await;
 
-    // A body over the cap: 413, whether its length is declared or streamed.
-    let res = app
-        .api
-        .http
+    // A body over the cap: 413, whether its length is declared or streamed. The server
+    // answers before reading the body and closes that connection: a client of their
+    // own, so that no later request reuses it from the shared pool.
+    let oversize = reqwest::Client::new();
+    let res = oversize
         .post(url(&app, "/fn/ann/http-hello/echo"))
         .body(vec![b'x'; 2048])
         .send()
@@ -366,9 +367,7 @@ async fn unhappy_paths_of_the_endpoint_and_the_settings_routes() {
     let c = deploy(&app, &ann, "c-hello", "c-hello.wasm", 5).await;
     set_http(&app, &ann, &c, true, "public").await;
     let chunks = futures::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(vec![b'x'; 512])));
-    let res = app
-        .api
-        .http
+    let res = oversize
         .post(url(&app, "/fn/ann/c-hello"))
         .body(reqwest::Body::wrap_stream(chunks))
         .send()
