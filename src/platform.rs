@@ -311,18 +311,31 @@ async fn spawn_capability_listener(
     stop: &CancellationToken,
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> anyhow::Result<SocketAddr> {
+    let app = faas_api::routes::capability_router(state);
+    let bound = spawn_router(at, "FAAS_CAPABILITY_ADDRESS", app, stop, tasks).await?;
+    tracing::info!(addr = %bound, "capability-only listener (object route for functions)");
+    Ok(bound)
+}
+
+/// Binds `at` (what the setting `setting` says) and serves `app` there until `stop`.
+async fn spawn_router(
+    at: SocketAddr,
+    setting: &'static str,
+    app: axum::Router,
+    stop: &CancellationToken,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind(at)
         .await
-        .with_context(|| format!("bind FAAS_CAPABILITY_ADDRESS {at}"))?;
+        .with_context(|| format!("bind {setting} {at}"))?;
     let bound = listener.local_addr()?;
     let stop = stop.clone();
     tasks.push(tokio::spawn(async move {
         let shutdown = async move { stop.cancelled().await };
-        if let Err(e) = faas_api::serve_capabilities(listener, state, shutdown).await {
-            tracing::error!(error = %e, "the capability listener failed");
+        if let Err(e) = faas_api::serve_router(listener, app, shutdown).await {
+            tracing::error!(error = %e, setting, "a listener failed");
         }
     }));
-    tracing::info!(addr = %bound, "capability-only listener (object route for functions)");
     Ok(bound)
 }
 

@@ -12,7 +12,8 @@
 //! - [`scheduler`]: the loop that runs the ticks of schedules, in every API process.
 //!
 //! [`serve`] runs the router on a listener until a shutdown signal;
-//! [`serve_functions`] serves the functions' endpoints alone (a worker's listener);
+//! [`serve_router`] serves any of the routers, e.g. the functions' endpoints alone
+//! ([`routes::functions_router`], a worker's listener);
 //! [`serve_with_gateway`] does too, but answers connections that arrive on the
 //! functions' network gateway with the capability routes only.
 
@@ -60,16 +61,6 @@ pub async fn serve_capabilities(
     serve_router(listener, routes::capability_router(state), shutdown).await
 }
 
-/// Serves only the functions' endpoints (see [`routes::functions_router`]), with the
-/// same tracing span per request as [`serve`].
-pub async fn serve_functions(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    serve_router(listener, routes::functions_router(state), shutdown).await
-}
-
 /// Like [`serve`] on a listener bound to every address, except that a connection
 /// made to `gateway` (the functions' network's gateway: function containers reach the
 /// host there) gets only what [`serve_capabilities`] serves. A connection whose local
@@ -106,7 +97,9 @@ pub async fn serve_with_gateway(
         .await
 }
 
-async fn serve_router(
+/// Serves `app` on `listener` until `shutdown` completes, with the tracing span per
+/// request of [`serve`] and `TCP_NODELAY` on every connection.
+pub async fn serve_router(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,

@@ -10,12 +10,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use faas_api::AppState;
 use faas_api::auth::{Auth, HashLimits, LimiterConfig, LoginLimiter};
 use faas_runtime::ports::{Executor, HttpHandler};
 use faas_runtime::sealing::SecretBox;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -72,17 +70,8 @@ pub(super) async fn spawn_listener(
     stop: &CancellationToken,
     tasks: &mut Vec<JoinHandle<()>>,
 ) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind(at)
-        .await
-        .with_context(|| format!("bind FAAS_HTTP_ADDRESS {at}"))?;
-    let bound = listener.local_addr()?;
-    let stop = stop.clone();
-    tasks.push(tokio::spawn(async move {
-        let shutdown = async move { stop.cancelled().await };
-        if let Err(e) = faas_api::serve_functions(listener, state, shutdown).await {
-            tracing::error!(error = %e, "the functions' HTTP listener failed");
-        }
-    }));
+    let app = faas_api::routes::functions_router(state);
+    let bound = super::spawn_router(at, "FAAS_HTTP_ADDRESS", app, stop, tasks).await?;
     tracing::info!(addr = %bound, "{LISTENING}");
     Ok(bound)
 }
