@@ -9,7 +9,10 @@
 //! - the same with an access key (`Authorization: Bearer`);
 //! - a command module (rust-hello) through the adapter.
 //!
-//! Ratios are against `wasmtime serve`. Prints only; never asserts times.
+//! Ratios are against `wasmtime serve`. Both servers stay up and every row is measured
+//! BENCH_ROUNDS times (default 3) interleaved with the others; the median round is
+//! printed, so drift on a shared machine hits the reference and the platform alike.
+//! Prints only; never asserts times.
 //! `cargo bench --bench http` (release). BENCH_SECS (default 5) per row, BENCH_C
 //! (default 32) connections of the loaded rows; BENCH_FAAS_BIN runs another build of
 //! `faas`; wrk is installed with apt-get when missing (root).
@@ -290,6 +293,27 @@ fn print_row(name: &str, r: Row, reference: Row, by_rate: bool) {
     );
 }
 
+/// Rounds of the interleaved rows (BENCH_ROUNDS, default 3): each row is the median.
+fn rounds() -> usize {
+    std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1)
+}
+
+/// The round with the median rate (by p50 when `by_rate` is false).
+fn median(mut rows: Vec<Row>, by_rate: bool) -> Row {
+    let key = |r: &Row| if by_rate { r.rate } else { r.p50_us };
+    rows.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    rows[rows.len() / 2]
+}
+
+/// What one round measures, in the order it runs.
+const ROWS: [&str; 7] = [
+    "ref", "ref1", "native", "public", "public1", "keyed", "adapter",
+];
+
 fn main() {
     // SAFETY: single-threaded here, before any runtime or child exists.
     unsafe { std::env::remove_var("RUST_BACKTRACE") };
@@ -303,28 +327,43 @@ fn main() {
         .expect("tokio runtime");
     let hello = harness::root().join("samples/wasm/rust-http-hello.wasm");
     println!(
-        "http bench: rust-http-hello, wrk {} s per row, c={c}, {} cores, binary {}",
+        "http bench: rust-http-hello, wrk {} s per row, c={c}, {} rounds interleaved (median), {} cores, binary {}",
         secs(),
+        rounds(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         cluster::faas_bin()
     );
-    let (reference, reference_1) = {
-        let (_ws, base) = wasmtime_serve(&wasmtime, &hello);
-        let url = format!("{base}/");
-        wrk(&url, c, None);
-        (wrk(&url, c, None), wrk(&url, 1, None))
-    };
+    // Both servers stay up; every round measures every row, so drift on this shared
+    // machine hits the reference and the platform alike.
+    let (_ws, ws_base) = wasmtime_serve(&wasmtime, &hello);
     let p = rt.block_on(platform(c));
-    let fn_url = format!("{}/fn/bench/hello/", p.base);
-    wrk(&fn_url, c, None);
-    let native = wrk(&format!("{}/healthz", p.base), c, None);
-    let public = wrk(&fn_url, c, None);
-    let public_1 = wrk(&fn_url, 1, None);
     let auth = format!("Authorization: Bearer {}", p.key);
-    let keyed = wrk(&format!("{}/fn/bench/keyed/", p.base), c, Some(&auth));
-    let adapter_url = format!("{}/fn/bench/adapter/", p.base);
-    wrk(&adapter_url, c, None);
-    let adapter = wrk(&adapter_url, c, None);
+    let url = |row: &str| match row {
+        "ref" | "ref1" => format!("{ws_base}/"),
+        "native" => format!("{}/healthz", p.base),
+        "public" | "public1" => format!("{}/fn/bench/hello/", p.base),
+        "keyed" => format!("{}/fn/bench/keyed/", p.base),
+        _ => format!("{}/fn/bench/adapter/", p.base),
+    };
+    let measure = |row: &str| {
+        let conns = if row.ends_with('1') { 1 } else { c };
+        let header = (row == "keyed").then_some(auth.as_str());
+        wrk(&url(row), conns, header)
+    };
+    for row in ["ref", "public", "adapter"] {
+        measure(row); // warm-up: compiled code paged in, pools filled
+    }
+    let mut got: Vec<Vec<Row>> = vec![Vec::new(); ROWS.len()];
+    for _ in 0..rounds() {
+        for (i, row) in ROWS.iter().enumerate() {
+            got[i].push(measure(row));
+        }
+    }
+    let m = |row: &str| {
+        let i = ROWS.iter().position(|r| *r == row).expect("a row");
+        median(got[i].clone(), !row.ends_with('1'))
+    };
+    let (reference, reference_1) = (m("ref"), m("ref1"));
     println!(
         "| {:<44} | {:>9} | {:>8} | {:>8} | {:>6} | {:>14} |",
         "path", "req/s", "p50 µs", "p99 µs", "errors", "vs wasmtime"
@@ -343,31 +382,31 @@ fn main() {
     print_row("wasmtime serve, c=1", reference_1, reference_1, false);
     print_row(
         &format!("native axum /healthz (upper bound), {rc}"),
-        native,
+        m("native"),
         reference,
         true,
     );
     print_row(
         &format!("/fn public, {rc} (aim >= 0.85x)"),
-        public,
+        m("public"),
         reference,
         true,
     );
     print_row(
         "/fn public, c=1 (aim p50 <= 300 µs)",
-        public_1,
+        m("public1"),
         reference_1,
         false,
     );
     print_row(
         &format!("/fn with a key, {rc} (aim >= 0.8x)"),
-        keyed,
+        m("keyed"),
         reference,
         true,
     );
     print_row(
         &format!("command module via the adapter, {rc}"),
-        adapter,
+        m("adapter"),
         reference,
         true,
     );

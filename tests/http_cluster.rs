@@ -77,6 +77,14 @@ async fn set_http(api: &Api, token: &str, fid: &str, enabled: bool, access: &str
     let body = json!({"enabled": enabled, "access": access});
     let path = format!("/api/functions/{fid}/http");
     assert_eq!(api.put(token, &path, body.clone()).await.expect(200), body);
+    propagated().await;
+}
+
+/// Waits out the documented bound (docs/http-functions.md): another process (the
+/// worker) sees a change to a function's HTTP settings or keys within 0.5 s; the
+/// process that took the change sees it at once.
+async fn propagated() {
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
 }
 
 /// What a command module saw of a request (the adapter's INPUT), without what
@@ -217,6 +225,7 @@ async fn key_access(
         .await
         .expect(201);
     let json_key = other["key"].as_str().unwrap();
+    propagated().await;
     let greet = "/fn/ann/json-api/greet?name=k";
     for base in bases {
         for wrong in [None, Some("not-a-key"), Some(key.as_str())] {
@@ -245,6 +254,7 @@ async fn key_access(
     api.delete(ann, &format!("/api/functions/{hello}/keys/{id}"))
         .await
         .expect(204);
+    propagated().await;
     for base in bases {
         let (status, _) = get(http, base, "/fn/ann/c-hello", Some(&key)).await;
         assert_eq!(status, 401, "{base}: a revoked key");

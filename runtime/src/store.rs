@@ -6,6 +6,7 @@
 
 mod callback_keys;
 mod callbacks;
+mod endpoints;
 mod executions;
 mod grants;
 mod http;
@@ -31,6 +32,7 @@ use crate::{Error, Result};
 
 pub use callback_keys::{CallbackKey, CallbackKeyRecord};
 pub use callbacks::{PendingCallback, now_ms};
+pub use endpoints::{ENDPOINT_TTL, Endpoint};
 pub use executions::ExecutionFilter;
 pub use grants::{Grant, grant_key};
 pub use http::MAX_HTTP_KEYS;
@@ -134,6 +136,7 @@ pub struct Store {
     kv: Arc<dyn KvStore>,
     completions: Arc<dyn Completions>,
     users: Arc<user_cache::UserCache>,
+    endpoints: Arc<endpoints::EndpointCache>,
     callbacks_due: Arc<tokio::sync::Notify>,
 }
 
@@ -141,10 +144,12 @@ impl Store {
     /// Typed repositories over `kv`, announcing state changes of executions
     /// within this process ([`LocalCompletions`]).
     pub fn new(kv: Arc<dyn KvStore>) -> Self {
+        let endpoints = Arc::new(endpoints::EndpointCache::default());
         Store {
-            kv,
+            kv: endpoints.watch(kv),
             completions: Arc::new(LocalCompletions::new()),
             users: Arc::default(),
+            endpoints,
             callbacks_due: Arc::default(),
         }
     }

@@ -34,10 +34,11 @@ use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use faas_runtime::model::{Function, HttpAccess, HttpSettings, new_id, validate_name};
+use faas_runtime::model::{Function, HttpAccess, new_id, validate_name};
 use faas_runtime::outbound::OutboundPolicy;
 use faas_runtime::outcome::{Limits, classify};
 use faas_runtime::ports::{ByteStream, ExecutionRequest, HttpHandler, HttpOutcome, HttpRequest};
+use faas_runtime::store::Endpoint;
 use futures::{StreamExt, TryStreamExt};
 
 pub use record::{Call, HttpRecord, Recorder};
@@ -102,11 +103,13 @@ fn target(path: &str) -> Option<Target> {
 async fn serve(state: &AppState, req: Request) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
     let to = target(parts.uri.path()).ok_or_else(|| ApiError::not_found("function"))?;
-    let (function, settings) = find(state, &to).await?;
-    let call = state
-        .records
-        .begin(&function, &parts, timeout(state, &function));
-    let served = serve_found(state, &call, (function, settings), to, parts, body).await;
+    let endpoint = find(state, &to).await?;
+    let call = state.records.begin(
+        &endpoint.function,
+        &parts,
+        timeout(state, &endpoint.function),
+    );
+    let served = serve_found(state, &call, endpoint, to, parts, body).await;
     if let Err(e) = &served {
         call.refused(e.status.as_u16());
     }
@@ -117,12 +120,15 @@ async fn serve(state: &AppState, req: Request) -> ApiResult<Response> {
 async fn serve_found(
     state: &AppState,
     call: &Call,
-    (function, settings): (Function, HttpSettings),
+    endpoint: Endpoint,
     to: Target,
     mut parts: Parts,
     body: Body,
 ) -> ApiResult<Response> {
-    authorize(state, &function, settings.access, &mut parts).await?;
+    authorize(&endpoint, &mut parts)?;
+    let Endpoint {
+        function, settings, ..
+    } = endpoint;
     let max = state.limits.http_max_body_bytes;
     let declared = parts
         .headers
@@ -174,40 +180,30 @@ async fn serve_found(
     via_executor(state, function, parts, body, (slot, call)).await
 }
 
-/// The function `to` names and its settings, if it is enabled for HTTP.
-async fn find(state: &AppState, to: &Target) -> ApiResult<(Function, HttpSettings)> {
+/// The endpoint `to` names, if it is enabled for HTTP (from the store's
+/// [`faas_runtime::store::Endpoint`] cache: no store read on a warm path).
+async fn find(state: &AppState, to: &Target) -> ApiResult<Endpoint> {
     let missing = || ApiError::not_found("function");
     if crate::routes::auth::validate_username(&to.username).is_err()
         || validate_name("function", &to.function).is_err()
     {
         return Err(missing());
     }
-    let (user, _) = state
+    let endpoint = state
         .store
-        .find_user(&to.username)
+        .endpoint(&to.username, &to.function)
         .await?
         .ok_or_else(missing)?;
-    let function = state
-        .store
-        .find_function(&user.id, &to.function)
-        .await?
-        .ok_or_else(missing)?;
-    let settings = state.store.http_settings(&function.id).await?;
-    if !settings.enabled {
+    if !endpoint.settings.enabled {
         return Err(missing());
     }
-    Ok((function, settings))
+    Ok(endpoint)
 }
 
 /// Checks the key of a `key` function, and removes `Authorization` either way.
-async fn authorize(
-    state: &AppState,
-    function: &Function,
-    access: HttpAccess,
-    parts: &mut Parts,
-) -> ApiResult<()> {
+fn authorize(endpoint: &Endpoint, parts: &mut Parts) -> ApiResult<()> {
     let presented = parts.headers.remove(AUTHORIZATION);
-    if access == HttpAccess::Public {
+    if endpoint.settings.access == HttpAccess::Public {
         return Ok(());
     }
     let key = presented
@@ -219,7 +215,7 @@ async fn authorize(
         .ok_or_else(|| {
             ApiError::unauthorized("this function wants `Authorization: Bearer <key>`")
         })?;
-    if state.store.http_key_matches(&function.id, key).await? {
+    if endpoint.key_matches(key) {
         Ok(())
     } else {
         Err(ApiError::unauthorized(

@@ -58,6 +58,15 @@ pub enum KvWrite {
 }
 
 impl KvWrite {
+    /// The bucket written.
+    pub fn bucket(&self) -> &str {
+        match self {
+            KvWrite::Create { bucket, .. }
+            | KvWrite::Put { bucket, .. }
+            | KvWrite::Delete { bucket, .. } => bucket,
+        }
+    }
+
     /// A `Delete` write.
     pub fn delete(bucket: &str, key: &str) -> Self {
         KvWrite::Delete {

@@ -3,7 +3,7 @@
 //! deletes both ([`Store::delete_function`]).
 
 use super::{Store, buckets as b, owner_key};
-use crate::model::http::{HttpKey, HttpSettings, constant_time_eq, key_sha256, new_key};
+use crate::model::http::{HttpKey, HttpSettings, key_sha256, new_key};
 use crate::model::{new_id, now};
 use crate::ports::Scan;
 use crate::{Error, Result};
@@ -73,16 +73,6 @@ impl Store {
             return Err(Error::NotFound("key not found".into()));
         }
         self.kv().delete(b::HTTP_KEYS, &at).await
-    }
-
-    /// True when `presented` is one of the function's keys. Every key's hash is
-    /// compared in constant time, and all of them are compared.
-    pub async fn http_key_matches(&self, function_id: &str, presented: &str) -> Result<bool> {
-        let hash = key_sha256(presented);
-        let keys = self.http_keys(function_id).await?;
-        Ok(keys
-            .iter()
-            .fold(false, |found, k| constant_time_eq(&k.sha256, &hash) | found))
     }
 
     /// Removes the function's HTTP settings and keys.
