@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what `make test` needs on a fresh Debian machine (as root):
 # the wasm32-wasip1 Rust target, clang/wasi-libc for the C samples, the Python and
-# JavaScript component toolchains, a Docker engine and compose CLI, nats-server, schemathesis
+# JavaScript component toolchains, a Docker engine and compose CLI (and the Python base image
+# of the image-function tests), nats-server, schemathesis
 # (the schema fuzzer, pinned), Chromium and playwright-core (the console test). Idempotent: each
 # step is skipped when its tool already answers.
 set -euo pipefail
@@ -19,6 +20,8 @@ command -v clang >/dev/null || apt_pkgs+=(clang lld wasi-libc libclang-rt-14-dev
 # Test images are FROM scratch: they need the static busybox, not the dynamic one.
 dpkg -s busybox-static >/dev/null 2>&1 || apt_pkgs+=(busybox-static)
 command -v dockerd >/dev/null || apt_pkgs+=(docker.io)
+# The Python base image of tests/docker_python.rs is made with debootstrap (no registry).
+command -v debootstrap >/dev/null || apt_pkgs+=(debootstrap)
 # The console test drives Debian's headless Chromium (tests/console.rs).
 command -v chromium >/dev/null || apt_pkgs+=(chromium)
 command -v node >/dev/null || apt_pkgs+=(nodejs npm)
@@ -62,4 +65,8 @@ if ! docker info >/dev/null 2>&1; then
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { log "dockerd did not start; see /var/log/dockerd.log"; tail -20 /var/log/dockerd.log >&2; exit 1; }
 fi
+# The Python base image (debootstrap from the apt mirror, a few minutes once; cached as an
+# image and as a tarball in /var/cache/faas-test). tests/docker_python.rs would build it too.
+"$(dirname "$0")/python-base-image.sh" >/dev/null
+
 log "ready: $(docker version --format 'docker {{.Server.Version}}' 2>/dev/null), $(nats-server --version 2>/dev/null || echo 'no nats-server')"

@@ -333,6 +333,15 @@ pub fn spawn_serve(
     data: &std::path::Path,
     extra: &[(&str, &str)],
 ) -> (std::process::Child, String) {
+    spawn_serve_logged(data, extra, None)
+}
+
+/// Like [`spawn_serve`]; every line the server logs is also appended to `log`.
+pub fn spawn_serve_logged(
+    data: &std::path::Path,
+    extra: &[(&str, &str)],
+    log: Option<&Path>,
+) -> (std::process::Child, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_faas"));
     cmd.arg("serve")
         .env("SERVER_ADDRESS", "127.0.0.1:0")
@@ -349,9 +358,19 @@ pub fn spawn_serve(
     let mut child = cmd.spawn().expect("spawn faas serve");
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let mut copy = log.map(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .expect("the server's log file")
+    });
     std::thread::spawn(move || {
         let mut sent = false;
         for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            if let Some(file) = copy.as_mut() {
+                let _ = std::io::Write::write_all(file, format!("{line}\n").as_bytes());
+            }
             if !sent && let Some(rest) = line.split("addr=").nth(1) {
                 let addr = rest.split_whitespace().next().unwrap_or("").to_string();
                 let _ = tx.send(addr);
@@ -363,4 +382,15 @@ pub fn spawn_serve(
         .recv_timeout(Duration::from_secs(60))
         .expect("faas serve logs its address");
     (child, format!("http://{addr}"))
+}
+
+/// A child process killed (and reaped) when dropped: a failed assertion leaves no
+/// server running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

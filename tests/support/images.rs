@@ -1,5 +1,6 @@
-//! Container images of the tests, built locally FROM scratch (no registry is
-//! reachable): the sample `samples/docker/static-fn`, and busybox running a script.
+//! Container images of the tests, built locally (no registry is reachable): the samples
+//! `samples/docker/static-fn` (FROM scratch) and `samples/docker/python-fn` (on the
+//! Debian base image of `scripts/python-base-image.sh`), and busybox running a script.
 #![allow(dead_code)]
 
 use std::process::Command;
@@ -22,6 +23,25 @@ pub fn static_fn_image() -> &'static str {
     assert!(status.success(), "static-fn builds");
     docker_build(&dir, STATIC_FN);
     STATIC_FN
+}
+
+/// The tag of the python-fn sample image.
+pub const PYTHON_FN: &str = "faas-sample-python-fn:test";
+
+/// Builds the Python base image once (debootstrap, a few minutes the first time on a
+/// machine; the script caches it and locks out parallel builds), then the python-fn
+/// sample on it; returns the tag.
+pub fn python_fn_image() -> &'static str {
+    let started = std::time::Instant::now();
+    let out = Command::new(root().join("scripts/python-base-image.sh"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("scripts/python-base-image.sh runs");
+    assert!(out.status.success(), "the Python base image builds");
+    let base = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    println!("python base image {base} ready in {:?}", started.elapsed());
+    docker_build(&root().join("samples/docker/python-fn"), PYTHON_FN);
+    PYTHON_FN
 }
 
 /// Builds `tag`: busybox running `script` with `sh -c` (the input, after the

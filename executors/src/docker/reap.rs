@@ -141,10 +141,14 @@ impl Disposer {
         }
     }
 
-    /// Removes the container before returning (callers expect a killed one gone).
+    /// Removes the container before returning (callers expect a killed one gone);
+    /// when it is not there yet or the engine does not answer, leaves the removal to
+    /// the background instead of holding the caller.
     pub(crate) async fn remove_now(mut self) {
-        if let Some(id) = self.id.take() {
-            removal(self.docker.clone(), id).await;
+        if let Some(id) = self.id.take()
+            && !matches!(remove_found(&self.docker, &id).await, Ok(true))
+        {
+            self.id = Some(id);
         }
     }
 }
@@ -165,23 +169,38 @@ impl Drop for Disposer {
     }
 }
 
+/// How long a removal keeps trying while the engine cannot be reached (restarting);
+/// after that the periodic reap removes the container.
+const REMOVAL_PATIENCE: Duration = Duration::from_secs(120);
+/// Longest pause between two tries of a removal.
+const REMOVAL_MAX_PAUSE: Duration = Duration::from_secs(5);
+
 /// Removes container `id` (an id or a name). A container not there yet may still be
-/// on its way (a creation whose caller went away): it is looked for again twice.
+/// on its way (a creation whose caller went away): it is looked for again twice. An
+/// engine that does not answer (restarting: its containers stay, stopped, until someone
+/// removes them) is asked again, with growing pauses, for [`REMOVAL_PATIENCE`].
 async fn removal(docker: Docker, id: String) {
-    for wait in [
-        Duration::ZERO,
-        Duration::from_secs(1),
-        Duration::from_secs(3),
-    ] {
-        tokio::time::sleep(wait).await;
-        match remove_found(&docker, &id).await {
-            Ok(false) => continue,
+    let started = tokio::time::Instant::now();
+    let mut absent = [Duration::from_secs(1), Duration::from_secs(3)].into_iter();
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let wait = match remove_found(&docker, &id).await {
             Ok(true) => return,
+            Ok(false) => match absent.next() {
+                Some(wait) => wait,
+                None => return,
+            },
+            Err(err) if err.is_retryable() && started.elapsed() < REMOVAL_PATIENCE => {
+                tracing::debug!(container.id = %id, error = %err, "the engine does not answer; removal retried");
+                pause = (pause * 2).min(REMOVAL_MAX_PAUSE);
+                pause
+            }
             Err(err) => {
-                tracing::warn!(container.id = %id, error = %err, "removing the container failed");
+                tracing::warn!(container.id = %id, error = %err, "removing the container failed; the reaper will");
                 return;
             }
-        }
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 

@@ -159,6 +159,13 @@ const OOM_SETTLE: (u32, Duration) = (20, Duration::from_millis(50));
 ///
 /// The engine flags OOM kills only for non-zero exits: a guest whose child was killed
 /// but which exits 0 is reported as exited.
+///
+/// A non-zero exit counts only once the engine confirms it (the inspection): an engine
+/// that is stopping (a restart) first stops answering, then stops its containers itself
+/// (SIGTERM, then SIGKILL), and the code of such an exit (143, 137) cannot be told from
+/// the guest's own failure. The inspection then fails: the result is unknown, so the
+/// attempt is an infrastructure fault (`Unavailable`) and runs again, instead of a
+/// guest failure recorded for good. A zero exit is the guest's own (it ran to its end).
 async fn exited(docker: &Docker, id: &str, code: i64) -> Result<Termination> {
     let tries = match code {
         0 => 0,
