@@ -108,7 +108,11 @@ async fn function_images(store: &Store) -> faas_runtime::Result<Vec<String>> {
                 let page = store
                     .list_functions(&user.id, after.as_deref(), PAGE)
                     .await?;
-                images.extend(page.items.into_iter().filter_map(|f| f.image_url));
+                images.extend(
+                    page.items
+                        .into_iter()
+                        .filter_map(|f| f.runnable.image().map(|i| i.image_url.clone())),
+                );
                 match page.next_cursor {
                     Some(next) => after = Some(next),
                     None => break,

@@ -13,9 +13,11 @@ use anyhow::Context;
 use faas_api::auth::{Auth, LoginLimiter};
 use faas_api::routes::auth::{create_user, validate_password, validate_username};
 use faas_api::{ApiLimits, AppState};
+use faas_executors::DeployValidator;
+use faas_executors::docker::AllowedImages;
 use faas_executors::wasmtime::{WasmtimeConfig, WasmtimeExecutor};
 use faas_runtime::model::Role;
-use faas_runtime::ports::{Executor, HttpHandler};
+use faas_runtime::ports::{Executor, HttpHandler, Validator};
 use faas_runtime::store::Store;
 use faas_runtime::worker::reconcile::reconcile_forever;
 use faas_runtime::worker::{Worker, WorkerConfig};
@@ -89,7 +91,8 @@ impl Platform {
         let inline_metrics = metrics.filter(|_| config.metrics_addr.is_none());
         if roles != Roles::Worker {
             let mut state = api_state(&config, &ports, executors.all.clone(), secrets.clone())?
-                .with_http_handler(executors.http.clone());
+                .with_http_handler(executors.http.clone())
+                .with_validator(executors.validator.clone());
             if let Some(render) = inline_metrics.clone() {
                 state = state.with_metrics(render);
             }
@@ -415,6 +418,10 @@ struct Executors {
     all: Vec<Arc<dyn Executor>>,
     /// Serves `wasi:http/proxy` functions (the Wasmtime executor).
     http: Arc<dyn HttpHandler>,
+    /// Checks deploys: wasm with the Wasmtime executor's engine and caches (what
+    /// it compiles, executions here find compiled), images against the
+    /// allow-list. No executor is asked.
+    validator: Arc<dyn Validator>,
     docker: Option<Arc<faas_executors::docker::DockerExecutor>>,
 }
 
@@ -443,13 +450,22 @@ async fn executors(
         objects.clone(),
     )?;
     let wasm = Arc::new(wasm);
+    let validator = Arc::new(DeployValidator::new(
+        wasm.check(),
+        AllowedImages::parse(&config.allowed_images),
+    ));
     let http: Arc<dyn HttpHandler> = wasm.clone();
     let mut all: Vec<Arc<dyn Executor>> = vec![wasm];
     let docker = crate::docker::connect(config, &ports.store, worker_id).await?;
     if let Some(d) = &docker {
         all.push(d.clone());
     }
-    Ok(Executors { all, docker, http })
+    Ok(Executors {
+        all,
+        docker,
+        http,
+        validator,
+    })
 }
 
 fn limits(c: &ServeConfig) -> ApiLimits {

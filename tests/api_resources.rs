@@ -439,7 +439,8 @@ async fn secrets_are_write_only_sealed_and_injected() {
             "API_BASE_URL",
             "API_KEY",
             "FAAS_EXECUTION_ID",
-            "FAAS_FUNCTION_ID"
+            "FAAS_FUNCTION_ID",
+            "FAAS_FUNCTION_VERSION"
         ],
         "nothing else leaks into env"
     );

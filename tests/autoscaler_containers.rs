@@ -452,17 +452,17 @@ fn run_id(prefix: &str) -> String {
 
 /// An execution of a docker function running `image` for at most 20 s.
 fn sleeper_request(image: &str) -> faas_runtime::ports::ExecutionRequest {
-    use faas_runtime::model::{Function, PullPolicy, RuntimeKind, new_id, now};
+    use faas_runtime::model::{Function, PullPolicy, new_id, now};
     let function = Function {
         id: new_id(),
         owner_id: "owner".into(),
         name: "fake-worker".into(),
         description: String::new(),
-        runtime: RuntimeKind::Docker,
-        image_url: Some(image.to_string()),
-        pull_policy: Some(PullPolicy::Never),
-        module_sha256: None,
-        module_size: None,
+        runnable: faas_runtime::model::Runnable::Image(faas_runtime::model::ImageSpec {
+            image_url: image.to_string(),
+            pull_policy: Some(PullPolicy::Never),
+            warm: None,
+        }),
         timeout_secs: 20,
         memory_mb: 64,
         created_at: now(),

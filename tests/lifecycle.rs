@@ -457,3 +457,80 @@ async fn nats_lifecycle_refuses_hostile_inputs() {
     let nats = NatsServer::start();
     hostile(Some(&nats)).await;
 }
+
+/// Submits `body` with `Idempotency-Key: key`.
+async fn submit_keyed(app: &TestApp, token: &str, key: &str, body: Value) -> Reply {
+    let req = app.api.http.post(app.api.url("/api/executions"));
+    let req = req.bearer_auth(token).header("idempotency-key", key);
+    app.api.send(req.json(&body)).await
+}
+
+/// The version shows to the guest (queued and over `/fn`), an idempotency key
+/// covers the version asked for, the versions list pages, a retry keeps the
+/// original's callback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn versions_reach_guests_keys_pages_and_retries() {
+    let app = TestApp::start_on(None, &["--callback-allow-private=true"]).await;
+    let (token, _) = app.api.user("pager").await;
+    let fid = app.api.deploy_sample(&token, "c-hello.wasm").await;
+    new_version(&app, &token, &fid, "rust-read-secret.wasm", &[])
+        .await
+        .expect(201);
+    let queued = run(&app, &token, &fid, json!({})).await;
+    assert!(env_keys(&queued).contains(&"FAAS_FUNCTION_VERSION".to_string()));
+
+    // `/fn` runs latest (version 2) with the version in its env.
+    let http = json!({"enabled": true, "access": "public"});
+    let path = format!("/api/functions/{fid}/http");
+    app.api.put(&token, &path, http).await.expect(200);
+    let req = app.api.http.get(app.api.url("/fn/pager/c-hello"));
+    let served = app.api.send(req).await.expect(200);
+    assert!(env_keys(&json!({"result": served})).contains(&"FAAS_FUNCTION_VERSION".to_string()));
+
+    // One key, one request: another version under the same key is refused.
+    let body = json!({"function_id": fid, "version": 1});
+    let first = submit_keyed(&app, &token, "k1", body.clone())
+        .await
+        .expect(202);
+    let again = submit_keyed(&app, &token, "k1", body).await.expect(202);
+    assert_eq!(first["id"], again["id"]);
+    let other = json!({"function_id": fid, "version": 2});
+    submit_keyed(&app, &token, "k1", other)
+        .await
+        .expect_error(422, "idempotency_mismatch");
+
+    // A page at a time.
+    let list = format!("/api/functions/{fid}/versions");
+    let page = app
+        .api
+        .get(&token, &format!("{list}?limit=1"))
+        .await
+        .expect(200);
+    assert_eq!(
+        (
+            page["versions"][0]["version"].clone(),
+            page["next_cursor"].clone()
+        ),
+        (json!(1), json!("1"))
+    );
+    let page = app
+        .api
+        .get(&token, &format!("{list}?limit=1&cursor=1"))
+        .await
+        .expect(200);
+    assert_eq!(page["versions"][0]["version"], 2);
+    assert!(page.get("next_cursor").is_none(), "{page}");
+    app.api
+        .get(&token, &format!("{list}?cursor=x"))
+        .await
+        .expect_error(400, "invalid_query");
+
+    // A retry is delivered where the original was.
+    let hook = "http://127.0.0.1:9/hook";
+    let body = json!({"version": 1, "callback_url": hook});
+    let e = run(&app, &token, &fid, body).await;
+    let retry = format!("/api/executions/{}/retry", e["id"].as_str().unwrap());
+    let retried = app.api.post(&token, &retry, json!({})).await.expect(202);
+    assert_eq!(retried["callback"]["url"], json!(hook), "{retried}");
+    app.stop().await;
+}

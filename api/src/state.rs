@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use faas_runtime::model::RuntimeKind;
-use faas_runtime::ports::{Executor, HttpHandler, ObjectStore, WorkQueue};
+use faas_runtime::ports::{Executor, HttpHandler, ObjectStore, Validator, WorkQueue};
 use faas_runtime::sealing::SecretBox;
 use faas_runtime::store::Store;
 
@@ -89,8 +89,12 @@ pub struct AppState {
     pub queue: Arc<dyn WorkQueue>,
     /// Objects and modules.
     pub objects: Arc<dyn ObjectStore>,
-    /// Executors, for deploy-time validation.
+    /// The executors of this process: they run the functions' HTTP endpoints
+    /// (`/fn`) and report readiness; a deploy needs none of them.
     pub executors: HashMap<RuntimeKind, Arc<dyn Executor>>,
+    /// Checks what deploys and new versions upload; `None` on a listener that
+    /// takes no deploys (503).
+    pub validator: Option<Arc<dyn Validator>>,
     /// Passwords, tokens, login throttling.
     pub auth: Arc<Auth>,
     /// Secret sealing key.
@@ -130,6 +134,7 @@ impl AppState {
             queue,
             objects,
             executors: faas_runtime::ports::by_kind(executors),
+            validator: None,
             auth: Arc::new(auth),
             secrets,
             limits: Arc::new(limits),
@@ -144,6 +149,12 @@ impl AppState {
     /// The same state serving `GET /metrics` with `render`.
     pub fn with_metrics(mut self, render: crate::routes::metrics::RenderMetrics) -> Self {
         self.metrics = Some(render);
+        self
+    }
+
+    /// The same state taking deploys, checked by `validator`.
+    pub fn with_validator(mut self, validator: Arc<dyn Validator>) -> Self {
+        self.validator = Some(validator);
         self
     }
 

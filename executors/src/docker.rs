@@ -266,7 +266,9 @@ impl DockerExecutor {
 
     fn policy(&self, function: &Function) -> PullPolicy {
         function
-            .pull_policy
+            .runnable
+            .image()
+            .and_then(|i| i.pull_policy)
             .unwrap_or(self.config.default_pull_policy)
     }
 
@@ -343,11 +345,11 @@ fn ended(termination: Termination) -> RawOutcome {
 
 /// The function's parsed image reference.
 fn image_of(function: &Function) -> Result<ImageRef> {
-    let url = function
-        .image_url
-        .as_deref()
-        .ok_or_else(|| Error::Invalid("a docker function needs an image_url".to_string()))?;
-    ImageRef::parse(url)
+    let image = function
+        .runnable
+        .image()
+        .ok_or_else(|| Error::Invalid("not an image function".to_string()))?;
+    ImageRef::parse(&image.image_url)
 }
 
 #[async_trait]

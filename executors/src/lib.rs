@@ -7,8 +7,13 @@
 //! - [`docker`]: [`docker::DockerExecutor`], image functions in hardened single-use
 //!   containers;
 //! - [`scaler`]: [`scaler::DockerScaler`], worker containers added and drained on
-//!   the autoscaler's decisions.
+//!   the autoscaler's decisions;
+//! - [`validate`]: [`validate::DeployValidator`], the deploy-time check of wasm
+//!   uploads and image references that the API calls (no worker, no engine).
 
 pub mod docker;
 pub mod scaler;
+pub mod validate;
 pub mod wasmtime;
+
+pub use validate::{DeployValidator, ValidationError, validate_image};

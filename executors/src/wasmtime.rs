@@ -6,7 +6,8 @@
 //! - `engine`: the one `Engine` (pooling allocator, copy-on-write memory images,
 //!   epoch interruption, no multi-memory) and the process's one epoch ticker;
 //! - `artifacts`: validation and compilation at deploy time (bounded in
-//!   concurrency), the disk cache; `memory`: the in-memory cache, bounded in bytes;
+//!   concurrency), the disk cache; `check`: [`WasmCheck`], that validation as a
+//!   deploy asks for it (digest, kind, compiled and linked), without an executor; `memory`: the in-memory cache, bounded in bytes;
 //!   `link`: the linkers and the `InstancePre` per module;
 //! - `sandbox`: argv/env/stdin, `/tmp`, `/objects`, no network; `scratch`: fresh
 //!   `/tmp` directories made ahead and removed behind; `pipe`: capped
@@ -43,6 +44,7 @@
 
 mod artifacts;
 mod bindings;
+mod check;
 mod engine;
 mod limits;
 mod link;
@@ -61,7 +63,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use faas_runtime::model::{Function, RuntimeKind};
+use faas_runtime::model::{Function, Runnable, RuntimeKind};
 use faas_runtime::ports::{
     ExecutionRequest, Executor, HttpHandler, HttpOutcome, HttpRequest, ObjectStore, RawOutcome,
 };
@@ -71,6 +73,7 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 
 use self::artifacts::{Artifacts, Bounds};
 use self::bindings::FunctionPre;
+pub use self::check::WasmCheck;
 use self::link::Linkers;
 use self::scratch::Scratch;
 use self::state::{ComponentState, ModuleState};
@@ -130,7 +133,7 @@ pub(crate) struct Shared {
 /// Runs wasm functions in-process with Wasmtime. Build one per process.
 pub struct WasmtimeExecutor {
     shared: Arc<Shared>,
-    artifacts: Artifacts,
+    artifacts: Arc<Artifacts>,
 }
 
 impl WasmtimeExecutor {
@@ -138,32 +141,21 @@ impl WasmtimeExecutor {
     /// [`faas_runtime::model::MODULES_BUCKET`], named by their sha256) for
     /// recompiling what the disk cache lacks.
     pub fn new(config: WasmtimeConfig, modules: Arc<dyn ObjectStore>) -> Result<Self> {
-        let engine = engine::build(&config)?;
-        let linkers = Linkers::new(&engine)?;
-        let max_compiles = match config.max_compiles {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
-        let bounds = Bounds {
-            max_compiles,
-            compile_wait: config.compile_wait,
-            memory_bytes: config.cache_bytes,
-        };
-        let artifacts = Artifacts::new(
-            engine.clone(),
-            linkers,
-            config.cache_dir.clone(),
-            modules,
-            bounds,
-        )?;
+        let (engine, artifacts) = compiler(&config, Some(modules))?;
         Ok(WasmtimeExecutor {
             shared: Arc::new(Shared {
                 engine,
                 config,
                 scratch: Scratch::new()?,
             }),
-            artifacts,
+            artifacts: Arc::new(artifacts),
         })
+    }
+
+    /// The deploy-time check of modules, sharing this executor's engine and
+    /// caches: what it compiles, executions find compiled.
+    pub fn check(&self) -> WasmCheck {
+        WasmCheck::sharing(self.artifacts.clone())
     }
 
     /// Modules compiled by this executor so far (cache hits are not counted).
@@ -182,16 +174,46 @@ impl WasmtimeExecutor {
     }
 }
 
+/// The engine of `config` and its compiled-artifact caches; `modules` (the
+/// modules bucket) recompiles what the disk cache lacks.
+fn compiler(
+    config: &WasmtimeConfig,
+    modules: Option<Arc<dyn ObjectStore>>,
+) -> Result<(Engine, Artifacts)> {
+    let engine = engine::build(config)?;
+    let linkers = Linkers::new(&engine)?;
+    let max_compiles = match config.max_compiles {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let bounds = Bounds {
+        max_compiles,
+        compile_wait: config.compile_wait,
+        memory_bytes: config.cache_bytes,
+    };
+    let artifacts = Artifacts::new(
+        engine.clone(),
+        linkers,
+        config.cache_dir.clone(),
+        modules,
+        bounds,
+    )?;
+    Ok((engine, artifacts))
+}
+
 /// The function's module digest: 64 hex digits (it also names cache files).
 fn module_sha256(function: &Function) -> Result<&str> {
     let is_digest = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
-    match (function.runtime, function.module_sha256.as_deref()) {
-        (RuntimeKind::Wasm, Some(sha)) if is_digest(sha) => Ok(sha),
-        (RuntimeKind::Wasm, Some(sha)) => {
-            Err(Error::Invalid(format!("not a sha256 digest: {sha:?}")))
+    match &function.runnable {
+        Runnable::Wasm(m) if is_digest(&m.module_sha256) => Ok(m.module_sha256.as_str()),
+        Runnable::Wasm(m) if m.module_sha256.is_empty() => {
+            Err(Error::Invalid("wasm function without a module".into()))
         }
-        (RuntimeKind::Wasm, None) => Err(Error::Invalid("wasm function without a module".into())),
-        (RuntimeKind::Docker, _) => Err(Error::Invalid("not a wasm function".into())),
+        Runnable::Wasm(m) => Err(Error::Invalid(format!(
+            "not a sha256 digest: {:?}",
+            m.module_sha256
+        ))),
+        Runnable::Image(_) => Err(Error::Invalid("not a wasm function".into())),
     }
 }
 
@@ -222,7 +244,7 @@ impl Executor for WasmtimeExecutor {
 #[async_trait]
 impl HttpHandler for WasmtimeExecutor {
     async fn handles(&self, function: &Function) -> Result<bool> {
-        if function.runtime != RuntimeKind::Wasm {
+        if function.runnable.wasm().is_none() {
             return Ok(false);
         }
         let prepared = self.artifacts.get(module_sha256(function)?, None).await?;

@@ -4,7 +4,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{Harness, fixture, function_for, request, text};
+use common::{Harness, fixture, function_for, request, text, wasm_digest};
 use faas_runtime::Error;
 use faas_runtime::ports::{Executor, Termination};
 
@@ -87,14 +87,14 @@ async fn a_missing_module_or_a_wrong_digest_is_an_error() {
     let err = h.executor.execute(request(&f, "{}")).await.unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err}");
     let mut wrong = f.clone();
-    wrong.module_sha256 = Some("0".repeat(64));
+    wrong.runnable = wasm_digest("0".repeat(64));
     let err = h
         .executor
         .prepare(&wrong, Some(Bytes::from(hello)))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Invalid(_)), "{err}");
-    wrong.module_sha256 = Some("../../etc/passwd".into());
+    wrong.runnable = wasm_digest("../../etc/passwd".into());
     let err = h.executor.execute(request(&wrong, "{}")).await.unwrap_err();
     assert!(matches!(err, Error::Invalid(_)), "{err}");
 }

@@ -16,7 +16,7 @@ use faas_executors::docker::{AllowedImages, DockerConfig, LABEL_EXECUTION_ID};
 use faas_runtime::Error;
 use faas_runtime::model::PullPolicy;
 use faas_runtime::ports::{Executor, Termination};
-use harness::{config, executor_with, function, request};
+use harness::{config, executor_with, function, image_mut, request};
 
 /// A reference unique to this test process on the test registry.
 fn pulled_ref(registry: &registry::Registry, name: &str) -> String {
@@ -71,7 +71,7 @@ async fn a_pull_slower_than_the_time_budget_ends_the_execution_timed_out() {
     let registry = registry::start().await;
     let executor = executor_with(config("slow-pull")).await;
     let mut req = request(&pulled_ref(&registry, "slow"), "{}");
-    req.function.pull_policy = Some(PullPolicy::Always);
+    image_mut(&mut req.function).pull_policy = Some(PullPolicy::Always);
     req.timeout = Duration::from_secs(2);
     let started = Instant::now();
     let ran = tokio::time::timeout(Duration::from_secs(30), executor.execute(req))
@@ -99,7 +99,7 @@ async fn pulled_images_no_function_uses_are_removed_and_provided_ones_kept() {
     let pulled = pulled_ref(&registry, "pulled");
     let executor = executor_with(with_state()).await;
     let mut req = request(&pulled, "{}");
-    req.function.pull_policy = Some(PullPolicy::Always);
+    image_mut(&mut req.function).pull_policy = Some(PullPolicy::Always);
     let ran = executor.execute(req).await.unwrap();
     assert_eq!(harness::text(&ran.stdout), "{\"pulled\":true}\n");
     let ran = executor.execute(request(&provided, "{}")).await.unwrap();
@@ -131,7 +131,7 @@ async fn an_images_own_faas_labels_never_reach_its_container() {
     let image = pulled_ref(&registry, "labelled");
     let executor = executor_with(config("image-labels")).await;
     let mut req = request(&image, "{}");
-    req.function.pull_policy = Some(PullPolicy::Always);
+    image_mut(&mut req.function).pull_policy = Some(PullPolicy::Always);
     req.input = "sleep".to_string();
     let execution_id = req.execution_id.clone();
     let inspect = async {

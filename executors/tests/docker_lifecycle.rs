@@ -16,7 +16,7 @@ use faas_executors::docker::{
 use faas_runtime::Error;
 use faas_runtime::model::PullPolicy;
 use faas_runtime::ports::{Executor, Termination};
-use harness::{config, executor, executor_with, function, request};
+use harness::{config, executor, executor_with, function, image_mut, request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Starts a labelled container the way a worker of the test installation that died
@@ -125,21 +125,23 @@ async fn prepare_checks_the_reference_and_never_policy_presence() {
         Err(Error::Invalid(why)) => assert!(why.contains("image reference"), "{why}"),
         other => panic!("expected Invalid, got {other:?}"),
     }
-    f.image_url = None;
+    f.runnable = faas_runtime::model::Runnable::Wasm(Default::default());
     assert!(matches!(
         executor.prepare(&f, None).await,
         Err(Error::Invalid(_))
     ));
-    f.image_url = Some("faas-test-absent:never".to_string());
-    f.pull_policy = Some(PullPolicy::Never);
+    f.runnable = faas_runtime::model::Runnable::Image(faas_runtime::model::ImageSpec {
+        pull_policy: Some(PullPolicy::Never),
+        ..faas_runtime::model::ImageSpec::new("faas-test-absent:never")
+    });
     match executor.prepare(&f, None).await {
         Err(Error::Invalid(why)) => assert!(why.contains("not present"), "{why}"),
         other => panic!("expected Invalid, got {other:?}"),
     }
-    f.image_url = Some(image);
+    image_mut(&mut f).image_url = image;
     executor.prepare(&f, None).await.unwrap();
-    f.image_url = Some("registry.example/unpulled:1".to_string());
-    f.pull_policy = None;
+    image_mut(&mut f).image_url = "registry.example/unpulled:1".to_string();
+    image_mut(&mut f).pull_policy = None;
     executor.prepare(&f, None).await.unwrap();
 }
 
@@ -147,7 +149,7 @@ async fn prepare_checks_the_reference_and_never_policy_presence() {
 async fn missing_image_with_policy_never_is_a_trap() {
     let executor = executor("never").await;
     let mut req = request("faas-test-absent:never", "{}");
-    req.function.pull_policy = Some(PullPolicy::Never);
+    image_mut(&mut req.function).pull_policy = Some(PullPolicy::Never);
     let raw = executor.execute(req).await.unwrap();
     match raw.termination {
         Termination::Trap(why) => assert!(why.contains("not present"), "{why}"),
@@ -197,7 +199,7 @@ async fn pull_failure_is_a_trap_not_an_error() {
     // Nothing listens on port 1 of the loopback: the pull fails at once.
     for policy in [PullPolicy::IfNotPresent, PullPolicy::Always] {
         let mut req = request("localhost:1/faas-test/absent:1", "{}");
-        req.function.pull_policy = Some(policy);
+        image_mut(&mut req.function).pull_policy = Some(policy);
         let raw = executor.execute(req).await.unwrap();
         match raw.termination {
             Termination::Trap(why) => assert!(why.starts_with("image pull failed"), "{why}"),
@@ -214,7 +216,7 @@ async fn executor_default_policy_applies_when_the_function_sets_none() {
     })
     .await;
     let mut req = request("localhost:1/faas-test/absent:1", "{}");
-    req.function.pull_policy = None;
+    image_mut(&mut req.function).pull_policy = None;
     let raw = executor.execute(req).await.unwrap();
     match raw.termination {
         Termination::Trap(why) => assert!(why.contains("pull policy is never"), "{why}"),

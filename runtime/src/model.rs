@@ -1,5 +1,7 @@
 //! Domain records kept in the key-value store, and the names they are kept under;
-//! [`http`] has those of functions served over HTTP, [`schedule`] their schedules.
+//! [`runnable`] says what a function version runs (one arm per executor),
+//! [`version`] has versions and aliases, [`http`] the records of functions served
+//! over HTTP, [`schedule`] their schedules.
 
 pub mod http;
 pub mod schedule;
@@ -8,7 +10,10 @@ pub use http::{HttpAccess, HttpKey, HttpSettings, Trigger};
 pub use schedule::{CatchUp, Schedule};
 
 mod callback;
+pub mod runnable;
 pub mod version;
+
+pub use runnable::{ImageSpec, Runnable, WasmKind, WasmModule};
 
 pub use version::{FunctionVersion, LATEST, VersionIndex};
 
@@ -65,7 +70,7 @@ pub fn canonical_username(name: &str) -> String {
     name.to_ascii_lowercase()
 }
 
-/// How a function runs.
+/// Which executor runs a function (the arm of its [`Runnable`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
@@ -113,20 +118,9 @@ pub struct Function {
     /// Free text.
     #[serde(default)]
     pub description: String,
-    /// `wasm` or `docker`.
-    pub runtime: RuntimeKind,
-    /// Image reference (docker functions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_url: Option<String>,
-    /// Pull policy (docker functions); the operator's default when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pull_policy: Option<PullPolicy>,
-    /// SHA-256 of the module bytes (wasm functions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub module_sha256: Option<String>,
-    /// Module size in bytes (wasm functions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub module_size: Option<u64>,
+    /// What it runs: `runtime` (`wasm` or `docker`) and that runtime's fields.
+    #[serde(flatten)]
+    pub runnable: Runnable,
     /// Hard timeout of one execution.
     pub timeout_secs: u64,
     /// Memory limit of one execution.
@@ -518,11 +512,7 @@ impl Function {
             owner_id: owner.into(),
             name: "n".into(),
             description: String::new(),
-            runtime: RuntimeKind::Wasm,
-            image_url: None,
-            pull_policy: None,
-            module_sha256: None,
-            module_size: None,
+            runnable: Runnable::Wasm(WasmModule::default()),
             timeout_secs: 1,
             memory_mb: 1,
             created_at: now(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use faas_runtime::Error;
 use faas_runtime::embedded::{Db, EmbeddedKv, EmbeddedQueue, QueueConfig};
-use faas_runtime::model::{Execution, ExecutionStatus, Function, RuntimeKind, new_id, now};
+use faas_runtime::model::{Execution, ExecutionStatus, Function, new_id, now};
 use faas_runtime::nats::{self, NatsConfig};
 use faas_runtime::ports::WorkQueue;
 use faas_runtime::store::{Store, buckets};
@@ -58,11 +58,7 @@ fn function() -> Function {
         owner_id: "owner1".into(),
         name: "f".into(),
         description: String::new(),
-        runtime: RuntimeKind::Wasm,
-        image_url: None,
-        pull_policy: None,
-        module_sha256: None,
-        module_size: None,
+        runnable: faas_runtime::model::Runnable::Wasm(Default::default()),
         timeout_secs: 5,
         memory_mb: 64,
         created_at: now(),

@@ -188,8 +188,10 @@ async fn a_runtime_no_worker_offers_fails_the_execution_with_the_reason() {
     let flaky = Flaky::new(0);
     let rig = rig_with(flaky.clone(), 5, 2, &SecretBox::generate_key()).await;
     let mut wasm = worker_rig::docker_function("u1");
-    wasm.runtime = RuntimeKind::Wasm;
-    wasm.module_sha256 = Some("0".repeat(64));
+    wasm.runnable = faas_runtime::model::Runnable::Wasm(faas_runtime::model::WasmModule {
+        module_sha256: "0".repeat(64),
+        ..Default::default()
+    });
     wasm.name = "wasm-twin".into();
     rig.store.create_function(&wasm).await.unwrap();
     let exec = Execution::pending(&wasm, "{}".into());

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use faas_runtime::model::Function;
+use faas_runtime::model::{Function, Runnable};
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -141,7 +141,7 @@ async fn deploy(client: &Client, args: DeployArgs) -> CliResult<()> {
     output::line(&format!(
         "Deployed {} ({}, {}): {}",
         f.name,
-        f.runtime.as_str(),
+        f.runnable.kind().as_str(),
         f.id,
         invoke_hint(&f)
     ))
@@ -248,7 +248,7 @@ async fn list(client: &Client, args: ListArgs) -> CliResult<()> {
         let f: Function = decode(raw)?;
         rows.push(vec![
             f.name.clone(),
-            f.runtime.as_str().to_string(),
+            f.runnable.kind().as_str().to_string(),
             f.id.clone(),
             source(&f),
             format!("{}s", f.timeout_secs),
@@ -266,16 +266,9 @@ async fn list(client: &Client, args: ListArgs) -> CliResult<()> {
 
 /// The image, or the module's size and hash prefix.
 fn source(f: &Function) -> String {
-    match (&f.image_url, f.module_size, &f.module_sha256) {
-        (Some(image), _, _) => image.clone(),
-        (None, Some(size), Some(sha)) => {
-            format!(
-                "{} sha256:{}",
-                output::bytes(size),
-                &sha[..sha.len().min(12)]
-            )
-        }
-        _ => "-".into(),
+    match &f.runnable {
+        Runnable::Wasm(m) => format!("{} {}", output::bytes(m.module_size), f.runnable.source()),
+        Runnable::Image(_) => f.runnable.source(),
     }
 }
 
@@ -283,7 +276,7 @@ fn show(f: &Function) -> CliResult<()> {
     let mut rows = vec![
         ("name", f.name.clone()),
         ("id", f.id.clone()),
-        ("runtime", f.runtime.as_str().to_string()),
+        ("runtime", f.runnable.kind().as_str().to_string()),
         ("source", source(f)),
         ("timeout", format!("{} s", f.timeout_secs)),
         ("memory", format!("{} MiB", f.memory_mb)),
@@ -299,7 +292,7 @@ fn show(f: &Function) -> CliResult<()> {
             .collect();
         rows.push(("aliases", aliases.join(", ")));
     }
-    if let Some(p) = f.pull_policy {
+    if let Some(p) = f.runnable.image().and_then(|i| i.pull_policy) {
         let p = serde_json::to_value(p).unwrap_or_default();
         rows.push(("pull policy", p.as_str().unwrap_or("-").to_string()));
     }

@@ -67,31 +67,26 @@ pub async fn publish(client: &Client, args: DeployArgs) -> CliResult<()> {
         "Published version {} of {} ({}); it is latest",
         v.version,
         f.name,
-        v.runtime.as_str()
+        v.runnable.kind().as_str()
     ))
 }
 
 /// Lists a function's versions.
 pub async fn versions(client: &Client, args: VersionsArgs) -> CliResult<()> {
     let (f, _) = resolve(client, &args.function).await?;
-    let raw = client
-        .get(&format!("/api/functions/{}/versions", segment(&f.id)))
-        .await?;
+    let items = all_versions(client, &f.id).await?;
     if args.json {
-        return output::json(&raw);
+        let latest = f.versions.latest_version;
+        return output::json(&json!({ "versions": items, "latest_version": latest }));
     }
     let mut rows = Vec::new();
-    for item in raw["versions"].as_array().cloned().unwrap_or_default() {
+    for item in items {
         let aliases: Vec<String> = decode(item["aliases"].clone())?;
         let v: FunctionVersion = decode(item)?;
-        let source = match (&v.image_url, &v.module_sha256) {
-            (Some(image), _) => image.clone(),
-            (None, Some(sha)) => format!("sha256:{}", &sha[..sha.len().min(12)]),
-            _ => "-".into(),
-        };
+        let source = v.runnable.source();
         rows.push(vec![
             v.version.to_string(),
-            v.runtime.as_str().to_string(),
+            v.runnable.kind().as_str().to_string(),
             source,
             aliases.join(","),
             v.env.keys().cloned().collect::<Vec<_>>().join(","),
@@ -102,6 +97,26 @@ pub async fn versions(client: &Client, args: VersionsArgs) -> CliResult<()> {
         &["VERSION", "RUNTIME", "SOURCE", "ALIASES", "ENV", "CREATED"],
         rows,
     )
+}
+
+/// Every version of the function `id` (all pages), as the API gives them.
+async fn all_versions(client: &Client, id: &str) -> CliResult<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/api/functions/{}/versions?limit=200", segment(id));
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={}", segment(c)));
+        }
+        let mut page = client.get(&path).await?;
+        if let Value::Array(items) = page["versions"].take() {
+            out.extend(items);
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) if !c.is_empty() => cursor = Some(c.to_string()),
+            _ => return Ok(out),
+        }
+    }
 }
 
 /// Deletes a version no alias points at.

@@ -148,6 +148,7 @@ async fn serve_found(
         .with_retry_after(1)
     })?;
     guest_head(&mut parts, &to)?;
+    let env = guest_env(state, &function).await?;
     let idle = Duration::from_secs(state.limits.http_idle_timeout_secs.max(1));
     let empty = axum::body::HttpBody::is_end_stream(&body);
     let body: ByteStream = body
@@ -170,14 +171,28 @@ async fn serve_found(
         return via_handler(
             state,
             handler.clone(),
-            (function, outbound),
+            (function, env, outbound),
             parts,
             body,
             (slot, call),
         )
         .await;
     }
-    via_executor(state, function, parts, body, (slot, call)).await
+    via_executor(state, (function, env), parts, body, (slot, call)).await
+}
+
+/// The env a guest of the endpoint sees: the newest version's `env` (the one the
+/// function record mirrors, so the one that runs), `FAAS_FUNCTION_ID` and
+/// `FAAS_FUNCTION_VERSION`.
+async fn guest_env(state: &AppState, function: &Function) -> ApiResult<Vec<(String, String)>> {
+    let n = function.versions.latest_version.max(1);
+    let mut env = match state.store.get_version(function, n).await? {
+        Some(v) => v.env_vars(),
+        None => Vec::new(),
+    };
+    env.push(("FAAS_FUNCTION_ID".into(), function.id.clone()));
+    env.push(("FAAS_FUNCTION_VERSION".into(), n.to_string()));
+    Ok(env)
 }
 
 /// The endpoint `to` names, if it is enabled for HTTP (from the store's
@@ -286,7 +301,7 @@ fn timeout(state: &AppState, f: &Function) -> Duration {
 async fn via_handler(
     state: &AppState,
     handler: Arc<dyn HttpHandler>,
-    (function, outbound): (Function, OutboundPolicy),
+    (function, env, outbound): (Function, Vec<(String, String)>, OutboundPolicy),
     head: Parts,
     body: ByteStream,
     (slot, call): (Slot, &Call),
@@ -298,6 +313,7 @@ async fn via_handler(
         memory_limit: function.memory_mb.saturating_mul(1 << 20),
         logs_cap: state.limits.http_output_cap_bytes,
         logs: call.logs_sender(),
+        env,
         function,
         outbound,
     };
@@ -331,19 +347,17 @@ async fn via_handler(
 /// Runs a function that is not an HTTP handler with the request as its INPUT.
 async fn via_executor(
     state: &AppState,
-    function: Function,
+    (function, env): (Function, Vec<(String, String)>),
     head: Parts,
     body: ByteStream,
     (_slot, call): (Slot, &Call),
 ) -> ApiResult<Response> {
-    let executor = state.executors.get(&function.runtime).ok_or_else(|| {
+    let kind = function.runnable.kind();
+    let executor = state.executors.get(&kind).ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            format!(
-                "no {} executor runs in this process",
-                function.runtime.as_str()
-            ),
+            format!("no {} executor runs in this process", kind.as_str()),
         )
     })?;
     let bytes = collect(body).await?;
@@ -357,7 +371,7 @@ async fn via_executor(
         execution_id: new_id(),
         attempt: 1,
         input: faas_runtime::adapter::input(&head, &bytes),
-        env: Vec::new(),
+        env,
         objects: Vec::new(),
         objects_dir: None,
         timeout: Duration::from_secs(limits.timeout_secs),

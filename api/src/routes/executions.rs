@@ -142,7 +142,7 @@ pub async fn submit(
     )
     .await?;
     exec.traceparent = trace.map(|Extension(t)| t.header());
-    let started = start(&state, &caller, exec, key.as_deref()).await?;
+    let started = start(&state, &caller, exec, key.as_deref().map(|k| (k, &choice))).await?;
     if !started.replayed {
         tracing::info!(execution.id = %started.exec.id, function.id = %started.exec.function_id, "execution queued");
     }
@@ -299,6 +299,12 @@ pub async fn retry(
     let mut exec = Execution::pending(&function, old.input.clone());
     exec.function_version = choice.version;
     exec.retry_of = Some(old.id.clone());
+    // The original's callback URL, delivered afresh (checked again: the
+    // operator's settings may have changed since).
+    exec.callback = match &old.callback {
+        Some(cb) => Some(start::pending_callback(&state, &cb.url)?),
+        None => None,
+    };
     exec.traceparent = trace.map(|Extension(t)| t.header());
     let started = start(&state, &caller, exec, None).await?;
     tracing::info!(execution.id = %started.exec.id, retry_of = %old.id, "execution retried");

@@ -11,9 +11,10 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use faas_runtime::model::version::{MAX_ENV_VALUE_BYTES, MAX_ENV_VARS};
 use faas_runtime::model::{
-    Function, FunctionVersion, MODULES_BUCKET, PullPolicy, RuntimeKind, VersionIndex, new_id, now,
-    objects_bucket, validate_name,
+    Function, FunctionVersion, MODULES_BUCKET, PullPolicy, Runnable, RuntimeKind, VersionIndex,
+    new_id, now, objects_bucket, validate_name,
 };
+use faas_runtime::ports::Upload;
 use serde::{Deserialize, Serialize};
 
 use super::users::PageQuery;
@@ -143,13 +144,9 @@ pub async fn create(
 ) -> ApiResult<impl IntoResponse> {
     crate::quotas::check_functions(&state, &caller.id).await?;
     let (name, spec) = spec::read(&state, req).await?;
-    let name = name.ok_or_else(|| match spec.artifact {
-        spec::Artifact::Wasm(_) => {
-            ApiError::bad_request("missing_field", "form field `name` is required")
-        }
-        spec::Artifact::Image { .. } => {
-            ApiError::bad_request("malformed_json", "missing field `name`")
-        }
+    let name = name.ok_or_else(|| match spec.upload {
+        Upload::Wasm(_) => ApiError::bad_request("missing_field", "form field `name` is required"),
+        Upload::Image(_) => ApiError::bad_request("malformed_json", "missing field `name`"),
     })?;
     validate_name("function", &name)?;
     let mut function = Function {
@@ -157,11 +154,7 @@ pub async fn create(
         owner_id: caller.id.clone(),
         name,
         description: spec.description.clone(),
-        runtime: RuntimeKind::Wasm,
-        image_url: None,
-        pull_policy: None,
-        module_sha256: None,
-        module_size: None,
+        runnable: Runnable::Wasm(Default::default()),
         timeout_secs: 0,
         memory_mb: 0,
         created_at: now(),
@@ -177,7 +170,7 @@ pub async fn create(
         return Err(e.into());
     }
     spec::keep_module(&state, &version, module).await?;
-    tracing::info!(function.id = %function.id, runtime = ?function.runtime, "function deployed");
+    tracing::info!(function.id = %function.id, runtime = function.runnable.kind().as_str(), "function deployed");
     Ok((StatusCode::CREATED, ApiJson(function)))
 }
 
@@ -298,14 +291,14 @@ pub(crate) async fn release_module(
     v: &FunctionVersion,
     version: Option<u64>,
 ) -> ApiResult<()> {
-    let Some(sha) = &v.module_sha256 else {
+    let Some(sha) = v.runnable.module_sha256() else {
         return Ok(());
     };
     if state.store.module_in_use(sha, &f.id, version).await? {
         tracing::info!(function.id = %f.id, module = %sha, "the module is shared and stays");
         return Ok(());
     }
-    if let Some(executor) = state.executors.get(&v.runtime) {
+    if let Some(executor) = state.executors.get(&v.runnable.kind()) {
         executor.forget(&v.apply(f)).await;
     }
     match state.objects.delete(MODULES_BUCKET, sha).await {

@@ -75,7 +75,7 @@ pub async fn invoke(
     )
     .await?;
     exec.traceparent = trace.map(|Extension(t)| t.header());
-    let started = start(&state, &caller, exec, key.as_deref()).await?;
+    let started = start(&state, &caller, exec, key.as_deref().map(|k| (k, &choice))).await?;
     let exec = wait::until_final(&state, &caller.id, &started.exec.id, wait).await?;
     if exec.status.is_final() {
         return Ok(started.respond(StatusCode::OK, &exec, HeaderMap::new()));

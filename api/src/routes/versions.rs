@@ -13,14 +13,15 @@ use axum::Extension;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use faas_runtime::model::version::{MAX_ALIASES, validate_alias};
+use faas_runtime::model::version::{MAX_ALIASES, MAX_VERSIONS, validate_alias};
 use faas_runtime::model::{Function, FunctionVersion, LATEST, PullPolicy};
 use serde::{Deserialize, Serialize};
 
 use super::functions::spec::{self, invalid_as};
 use super::functions::{env_form_schema, env_schema, owned};
+use super::users::PageQuery;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiJson, ApiPath, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 /// A new image version (documentation of the JSON body; a `name` is ignored).
@@ -83,13 +84,16 @@ pub struct VersionView {
     pub aliases: Vec<String>,
 }
 
-/// `{"versions": [...]}`, oldest first.
+/// `{"versions": [...]}`, oldest first, a page at a time.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct VersionList {
-    /// Every version, oldest first.
+    /// The page's versions, oldest first.
     pub versions: Vec<VersionView>,
     /// The newest (`latest`).
     pub latest_version: u64,
+    /// Cursor of the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// Where an alias points.
@@ -189,6 +193,7 @@ fn view(f: &Function, v: FunctionVersion) -> VersionView {
     responses((status = 201, description = "The new version, now `latest`", body = VersionView),
         (status = 400, description = "Invalid field, env, module or image reference, or a malformed body", body = ErrorBody),
         (status = 404, description = "No such function of the caller's", body = ErrorBody),
+        (status = 409, description = "The function has as many versions as it may keep (1000; delete old ones)", body = ErrorBody),
         (status = 413, description = "The body or the module is too large", body = ErrorBody),
         (status = 503, description = "Too many modules are compiling, or a backend is unavailable", body = ErrorBody)))]
 pub async fn create(
@@ -198,6 +203,13 @@ pub async fn create(
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
     let f = owned(&state, &caller, &id).await?;
+    if f.versions.versions.len() >= MAX_VERSIONS {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("a function keeps at most {MAX_VERSIONS} versions; delete old ones first"),
+        ));
+    }
     let (_, spec) = spec::read(&state, req).await?;
     let (v, module) = spec::build(&state, &f, spec).await?;
     let (f, v) = state.store.add_version(&f.id, &caller.id, v).await?;
@@ -206,21 +218,32 @@ pub async fn create(
     Ok((StatusCode::CREATED, ApiJson(view(&f, v))))
 }
 
-/// Lists a function's versions, oldest first.
+/// Lists a function's versions, oldest first, a page at a time (a function keeps
+/// at most [`MAX_VERSIONS`]).
 #[utoipa::path(get, path = "/api/functions/{id}/versions", tag = "versions", security(("bearer" = [])),
-    params(("id" = String, Path, description = "The function's id")),
-    responses((status = 200, description = "Its versions", body = VersionList),
+    params(("id" = String, Path, description = "The function's id"), PageQuery),
+    responses((status = 200, description = "A page of its versions", body = VersionList),
+        (status = 400, description = "A malformed cursor or limit (`invalid_query`)", body = ErrorBody),
         (status = 404, description = "No such function of the caller's", body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<ApiJson<VersionList>> {
     let f = owned(&state, &caller, &id).await?;
-    let versions = state.store.list_versions(&f).await?;
+    let limit = super::page_limit(q.limit)?;
+    let after = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(c.parse::<u64>().map_err(|_| {
+            ApiError::bad_request("invalid_query", "cursor is not one this listing gave")
+        })?),
+    };
+    let (versions, next) = state.store.list_versions_page(&f, after, limit).await?;
     Ok(ApiJson(VersionList {
         versions: versions.into_iter().map(|v| view(&f, v)).collect(),
         latest_version: f.versions.latest_version,
+        next_cursor: next.map(|n| n.to_string()),
     }))
 }
 

@@ -154,7 +154,7 @@ fn nano_cpus(cpus: f64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use faas_runtime::model::{Function, RuntimeKind};
+    use faas_runtime::model::Function;
     use faas_runtime::ports::ObjectGrant;
     use std::time::Duration;
 
@@ -164,11 +164,11 @@ mod tests {
             owner_id: "u1".into(),
             name: "n".into(),
             description: String::new(),
-            runtime: RuntimeKind::Docker,
-            image_url: Some("img".into()),
-            pull_policy: None,
-            module_sha256: None,
-            module_size: None,
+            runnable: faas_runtime::model::Runnable::Image(faas_runtime::model::ImageSpec {
+                image_url: "img".into(),
+                pull_policy: None,
+                warm: None,
+            }),
             timeout_secs: 5,
             memory_mb: 64,
             created_at: faas_runtime::model::now(),

@@ -50,7 +50,9 @@ pub(crate) struct Artifacts {
     compiles: Arc<Semaphore>,
     compile_wait: Duration,
     memory: MemoryCache,
-    modules: Arc<dyn ObjectStore>,
+    /// The modules bucket; `None` for a deploy-time check alone (it always has
+    /// the bytes).
+    modules: Option<Arc<dyn ObjectStore>>,
 }
 
 impl Artifacts {
@@ -59,7 +61,7 @@ impl Artifacts {
         engine: Engine,
         linkers: Linkers,
         dir: PathBuf,
-        modules: Arc<dyn ObjectStore>,
+        modules: Option<Arc<dyn ObjectStore>>,
         bounds: Bounds,
     ) -> Result<Self> {
         std::fs::create_dir_all(&dir)
@@ -177,7 +179,12 @@ impl Artifacts {
     }
 
     async fn fetch(&self, sha256: &str) -> Result<Bytes> {
-        let (_meta, mut body) = self.modules.get(MODULES_BUCKET, sha256).await?;
+        let Some(modules) = &self.modules else {
+            return Err(Error::NotFound(format!(
+                "module {sha256} (no modules bucket here)"
+            )));
+        };
+        let (_meta, mut body) = modules.get(MODULES_BUCKET, sha256).await?;
         let mut bytes = BytesMut::new();
         while let Some(chunk) = body.next().await {
             bytes.extend_from_slice(&chunk.map_err(|e| Error::io("cannot read a wasm module", e))?);
@@ -275,7 +282,7 @@ fn compile(
 }
 
 /// Core module or component, from the binary header.
-fn wasm_kind(bytes: &[u8]) -> Result<Precompiled> {
+pub(crate) fn wasm_kind(bytes: &[u8]) -> Result<Precompiled> {
     match bytes.get(..8) {
         Some([0, b'a', b's', b'm', _, _, 0, 0]) => Ok(Precompiled::Module),
         Some([0, b'a', b's', b'm', _, _, 1, 0]) => Ok(Precompiled::Component),

@@ -83,7 +83,7 @@ pub(crate) async fn serve(
     let stdout = CappedPipe::new("stdout", request.logs_cap);
     let stderr = CappedPipe::new("stderr", request.logs_cap);
     let state = HttpState {
-        wasi: wasi_ctx(&stdout, &stderr),
+        wasi: wasi_ctx(&stdout, &stderr, &request.env),
         table: ResourceTable::new(),
         http: WasiHttpCtx::new(),
         hooks: Outbound::new(request.outbound),
@@ -174,9 +174,10 @@ async fn run_guest(
     }
 }
 
-/// WASI 0.2 without preopens and without network; stdio captured.
-fn wasi_ctx(stdout: &CappedPipe, stderr: &CappedPipe) -> WasiCtx {
+/// WASI 0.2 with `env`, without preopens and without network; stdio captured.
+fn wasi_ctx(stdout: &CappedPipe, stderr: &CappedPipe, env: &[(String, String)]) -> WasiCtx {
     WasiCtxBuilder::new()
+        .envs(env)
         .stdout(stdout.clone())
         .stderr(stderr.clone())
         .allow_tcp(false)

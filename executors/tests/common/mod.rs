@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use faas_executors::wasmtime::{WasmtimeConfig, WasmtimeExecutor};
-use faas_runtime::model::{Function, MODULES_BUCKET, ObjectMeta, RuntimeKind};
+use faas_runtime::model::{Function, MODULES_BUCKET, ObjectMeta};
 use faas_runtime::ports::{
     ByteStream, ExecutionRequest, Executor, ObjectGrant, ObjectStore, RawOutcome, Termination,
 };
@@ -177,7 +177,7 @@ impl Harness {
     pub async fn deploy(&self, bytes: &[u8]) -> Result<Function> {
         let f = function_for(bytes);
         self.store
-            .insert(MODULES_BUCKET, f.module_sha256.as_deref().unwrap(), bytes);
+            .insert(MODULES_BUCKET, f.runnable.module_sha256().unwrap(), bytes);
         self.executor
             .prepare(&f, Some(Bytes::copy_from_slice(bytes)))
             .await?;
@@ -215,16 +215,24 @@ pub fn function_for(bytes: &[u8]) -> Function {
         owner_id: "owner".into(),
         name: "probe".into(),
         description: String::new(),
-        runtime: RuntimeKind::Wasm,
-        image_url: None,
-        pull_policy: None,
-        module_sha256: Some(hex::encode(Sha256::digest(bytes))),
-        module_size: Some(bytes.len() as u64),
+        runnable: faas_runtime::model::Runnable::Wasm(faas_runtime::model::WasmModule {
+            module_sha256: hex::encode(Sha256::digest(bytes)),
+            module_size: bytes.len() as u64,
+            module_kind: None,
+        }),
         timeout_secs: 10,
         memory_mb: 64,
         created_at: faas_runtime::model::now(),
         versions: Default::default(),
     }
+}
+
+/// A wasm runnable naming `digest` (valid or not).
+pub fn wasm_digest(digest: String) -> faas_runtime::model::Runnable {
+    faas_runtime::model::Runnable::Wasm(faas_runtime::model::WasmModule {
+        module_sha256: digest,
+        ..Default::default()
+    })
 }
 
 /// A request with a 10 s timeout, 64 MiB of memory and 1 MiB output caps.

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Function, PullPolicy, RuntimeKind, validate_name};
+use super::{Function, Runnable, validate_name};
 
 /// The alias that always means the newest version.
 pub const LATEST: &str = "latest";
@@ -22,6 +22,9 @@ pub const MAX_ENV_VARS: usize = 64;
 
 /// Longest `env` value, in bytes.
 pub const MAX_ENV_VALUE_BYTES: usize = 4096;
+
+/// Most versions a function keeps at once (delete old ones to make more).
+pub const MAX_VERSIONS: usize = 1000;
 
 /// Most aliases of a function (besides `latest`).
 pub const MAX_ALIASES: usize = 100;
@@ -140,20 +143,9 @@ pub struct FunctionVersion {
     /// Free text.
     #[serde(default)]
     pub description: String,
-    /// `wasm` or `docker`.
-    pub runtime: RuntimeKind,
-    /// Image reference (docker).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_url: Option<String>,
-    /// Pull policy (docker); the operator's default when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pull_policy: Option<PullPolicy>,
-    /// SHA-256 of the module bytes (wasm).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub module_sha256: Option<String>,
-    /// Module size in bytes (wasm).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub module_size: Option<u64>,
+    /// What it runs: `runtime` (`wasm` or `docker`) and that runtime's fields.
+    #[serde(flatten)]
+    pub runnable: Runnable,
     /// Hard timeout of one execution.
     pub timeout_secs: u64,
     /// Memory limit of one execution.
@@ -176,11 +168,7 @@ impl FunctionVersion {
             function_id: f.id.clone(),
             version: n,
             description: f.description.clone(),
-            runtime: f.runtime,
-            image_url: f.image_url.clone(),
-            pull_policy: f.pull_policy,
-            module_sha256: f.module_sha256.clone(),
-            module_size: f.module_size,
+            runnable: f.runnable.clone(),
             timeout_secs: f.timeout_secs,
             memory_mb: f.memory_mb,
             env: BTreeMap::new(),
@@ -192,11 +180,7 @@ impl FunctionVersion {
     /// newest version's (what executors are given).
     pub fn apply(&self, f: &Function) -> Function {
         Function {
-            runtime: self.runtime,
-            image_url: self.image_url.clone(),
-            pull_policy: self.pull_policy,
-            module_sha256: self.module_sha256.clone(),
-            module_size: self.module_size,
+            runnable: self.runnable.clone(),
             timeout_secs: self.timeout_secs,
             memory_mb: self.memory_mb,
             ..f.clone()

@@ -21,6 +21,9 @@ pub struct HttpRequest {
     pub body: ByteStream,
     /// The function to run.
     pub function: Function,
+    /// The guest's environment (the version's `env`, `FAAS_FUNCTION_ID`,
+    /// `FAAS_FUNCTION_VERSION`).
+    pub env: Vec<(String, String)>,
     /// Wall-clock limit of the whole exchange, response body included.
     pub timeout: Duration,
     /// Memory limit in bytes.

@@ -9,6 +9,7 @@
 //! read from the function record's mirror ([`Store::get_version`]).
 
 use super::{Store, buckets as b};
+use crate::model::version::MAX_VERSIONS;
 use crate::model::{Function, FunctionVersion};
 use crate::ports::Scan;
 use crate::{Error, Result};
@@ -61,13 +62,33 @@ impl Store {
 
     /// Every version of `f`, oldest first.
     pub async fn list_versions(&self, f: &Function) -> Result<Vec<FunctionVersion>> {
-        let mut out = Vec::with_capacity(f.versions.versions.len());
-        for &n in &f.versions.versions {
+        Ok(self.list_versions_page(f, None, usize::MAX).await?.0)
+    }
+
+    /// At most `limit` versions of `f` numbered after `after`, oldest first, and
+    /// the number to continue after when more remain.
+    pub async fn list_versions_page(
+        &self,
+        f: &Function,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<FunctionVersion>, Option<u64>)> {
+        let limit = limit.max(1);
+        let numbers: Vec<u64> = f
+            .versions
+            .versions
+            .iter()
+            .copied()
+            .filter(|&n| after.is_none_or(|a| n > a))
+            .collect();
+        let mut out = Vec::with_capacity(numbers.len().min(limit));
+        for &n in numbers.iter().take(limit) {
             if let Some(v) = self.get_version(f, n).await? {
                 out.push(v);
             }
         }
-        Ok(out)
+        let next = (numbers.len() > limit).then(|| numbers[limit - 1]);
+        Ok((out, next))
     }
 
     /// Adds `v` (its number is ignored) as the newest version of the owner's
@@ -80,6 +101,11 @@ impl Store {
     ) -> Result<(Function, FunctionVersion)> {
         for _ in 0..CAS_TRIES {
             let (mut f, rev) = self.owned_function(id, owner).await?;
+            if f.versions.versions.len() >= MAX_VERSIONS {
+                return Err(Error::Conflict(format!(
+                    "a function keeps at most {MAX_VERSIONS} versions; delete old ones first"
+                )));
+            }
             self.materialize_latest(&f).await?;
             v.version = f.versions.latest_version + 1;
             match self.create_version(&v).await {
@@ -257,6 +283,13 @@ mod tests {
     use super::*;
     use crate::embedded::{Db, EmbeddedKv};
 
+    fn wasm(sha: &str) -> crate::model::Runnable {
+        crate::model::Runnable::Wasm(crate::model::WasmModule {
+            module_sha256: sha.into(),
+            ..Default::default()
+        })
+    }
+
     fn store(dir: &std::path::Path) -> Store {
         Store::new(Arc::new(EmbeddedKv::new(Db::open(dir).unwrap())))
     }
@@ -264,7 +297,7 @@ mod tests {
     /// A function record as written before versions: no index fields at all.
     async fn legacy(s: &Store) -> Function {
         let mut f = Function::fixture("u");
-        f.module_sha256 = Some("aa".into());
+        f.runnable = wasm("aa");
         let mut json = serde_json::to_value(&f).unwrap();
         for k in ["latest_version", "versions", "aliases"] {
             json.as_object_mut().unwrap().remove(k);
@@ -275,7 +308,7 @@ mod tests {
 
     fn version_of(f: &Function, sha: &str) -> FunctionVersion {
         let mut v = FunctionVersion::of(f, 0);
-        v.module_sha256 = Some(sha.into());
+        v.runnable = wasm(sha);
         v
     }
 
@@ -286,7 +319,7 @@ mod tests {
         let f = legacy(&s).await;
         assert_eq!(f.versions.latest_version, 1);
         let v1 = s.get_version(&f, 1).await.unwrap().unwrap();
-        assert_eq!(v1.module_sha256.as_deref(), Some("aa"));
+        assert_eq!(v1.runnable.module_sha256(), Some("aa"));
         assert!(s.get_version(&f, 2).await.unwrap().is_none());
 
         let (f, v2) = s
@@ -295,13 +328,13 @@ mod tests {
             .unwrap();
         assert_eq!((v2.version, f.versions.latest_version), (2, 2));
         assert_eq!(
-            f.module_sha256.as_deref(),
+            f.runnable.module_sha256(),
             Some("bb"),
             "the record mirrors latest"
         );
         // Version 1 kept its module once the mirror moved on.
         let v1 = s.get_version(&f, 1).await.unwrap().unwrap();
-        assert_eq!(v1.module_sha256.as_deref(), Some("aa"));
+        assert_eq!(v1.runnable.module_sha256(), Some("aa"));
         assert_eq!(s.list_versions(&f).await.unwrap().len(), 2);
         assert!(s.module_in_use("aa", &f.id, Some(2)).await.unwrap());
         assert!(!s.module_in_use("aa", &f.id, Some(1)).await.unwrap());

@@ -130,7 +130,7 @@ impl Worker {
             return self.finish_with_error(exec, rev, attempt, &msg).await;
         };
         let function = version.apply(&function);
-        let executor = match self.executor_for(function.runtime).await {
+        let executor = match self.executor_for(function.runnable.kind()).await {
             Availability::Ready(e) => e,
             Availability::Elsewhere => return Ok(Settled::Pass),
             Availability::Unavailable(cause) => return self.defer(exec, rev, cause).await,
@@ -233,7 +233,7 @@ impl Worker {
                     "cancelled by its owner: the guest was stopped"
                 );
                 let status = ExecutionStatus::Cancelled;
-                metrics::execution_finished(Some(function.runtime), status, Some(elapsed));
+                metrics::execution_finished(Some(function.runnable.kind()), status, Some(elapsed));
                 return Ok(Settled::Done);
             }
             Ran::Finished(Err(e)) if e.is_retryable() => return Ok(Settled::Retry(e)),
@@ -252,7 +252,7 @@ impl Worker {
         );
         let status = fields.status;
         let settled = self.record(exec, rev, fields, elapsed).await?;
-        metrics::execution_finished(Some(function.runtime), status, Some(elapsed));
+        metrics::execution_finished(Some(function.runnable.kind()), status, Some(elapsed));
         Ok(settled)
     }
 

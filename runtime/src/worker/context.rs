@@ -68,6 +68,7 @@ impl Worker {
         ));
         env.push(("FAAS_EXECUTION_ID".into(), exec.id.clone()));
         env.push(("FAAS_FUNCTION_ID".into(), exec.function_id.clone()));
+        env.push(("FAAS_FUNCTION_VERSION".into(), version.version.to_string()));
         Ok(Prepared {
             function,
             env,

@@ -127,7 +127,7 @@ pub async fn prepare_at(
 
 /// The pending callback of a submit, once its URL passes [`guard::check_url`]
 /// (400 `invalid_callback_url` otherwise). No name is resolved here.
-fn pending_callback(state: &AppState, url: &str) -> ApiResult<Callback> {
+pub(crate) fn pending_callback(state: &AppState, url: &str) -> ApiResult<Callback> {
     match guard::check_url(url, state.limits.callback_allow_private) {
         Ok(url) => Ok(Callback::pending(url.to_string())),
         Err(why) => Err(ApiError::bad_request(
@@ -138,17 +138,19 @@ fn pending_callback(state: &AppState, url: &str) -> ApiResult<Callback> {
 }
 
 /// Records and queues `exec` (quotas checked), or with `key` returns the
-/// execution an earlier request with the same key and body made.
+/// execution an earlier request with the same key and body made; the body
+/// includes the version or alias the request chose (`choice`), not the version
+/// it resolved to, so a replay after an alias moved finds the first execution.
 pub async fn start(
     state: &AppState,
     caller: &Caller,
     exec: Execution,
-    key: Option<&str>,
+    key: Option<(&str, &VersionChoice)>,
 ) -> ApiResult<Started> {
-    let Some(key) = key else {
+    let Some((key, choice)) = key else {
         return admit(state, caller, exec).await;
     };
-    let hash = request_hash(&exec);
+    let hash = request_hash(&exec, choice);
     let record = IdempotencyRecord::new(&exec.id, &hash);
     let deadline = tokio::time::Instant::now() + WINNER_WAIT;
     loop {
@@ -218,7 +220,10 @@ async fn admit_keyed(
 
 /// Hash of what a request asks for: the function, the normalized input and the
 /// callback URL (when there is one: hashes of requests without stay as they were).
-fn request_hash(exec: &Execution) -> String {
+/// The digest a key's request is compared by: function, input, callback URL and
+/// the version or alias asked for (requests without either hash as before
+/// versions existed, so keys claimed then still match).
+fn request_hash(exec: &Execution, choice: &VersionChoice) -> String {
     let mut h = Sha256::new();
     h.update(exec.function_id.as_bytes());
     h.update([0]);
@@ -226,6 +231,14 @@ fn request_hash(exec: &Execution) -> String {
     if let Some(cb) = &exec.callback {
         h.update([0]);
         h.update(cb.url.as_bytes());
+    }
+    if let Some(n) = choice.version {
+        h.update([1]);
+        h.update(n.to_be_bytes());
+    }
+    if let Some(alias) = &choice.alias {
+        h.update([2]);
+        h.update(alias.as_bytes());
     }
     hex::encode(h.finalize())
 }

@@ -1,6 +1,7 @@
 //! What a deploy or a new version asks for ([`Spec`]: JSON for an image,
 //! multipart for a wasm module), and how it becomes a validated, compiled
-//! [`FunctionVersion`] ([`build`]).
+//! [`FunctionVersion`] ([`build`]): the process's [`Validator`] checks the
+//! upload -- no executor is involved.
 
 use std::collections::BTreeMap;
 
@@ -10,25 +11,14 @@ use axum::http::header::CONTENT_TYPE;
 use bytes::{Bytes, BytesMut};
 use faas_runtime::model::version::validate_env;
 use faas_runtime::model::{
-    Function, FunctionVersion, MODULES_BUCKET, PullPolicy, RuntimeKind, now,
+    Function, FunctionVersion, ImageSpec, MODULES_BUCKET, PullPolicy, Runnable, RuntimeKind, now,
 };
+use faas_runtime::ports::{Upload, Validator};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use super::MAX_DESCRIPTION_CHARS;
 use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::state::AppState;
-
-/// What a version runs, as uploaded.
-pub(crate) enum Artifact {
-    /// A wasm module or component.
-    Wasm(Bytes),
-    /// An OCI image.
-    Image {
-        image_url: String,
-        pull_policy: Option<PullPolicy>,
-    },
-}
 
 /// A deploy or new-version request, read but not yet validated.
 pub(crate) struct Spec {
@@ -36,7 +26,7 @@ pub(crate) struct Spec {
     pub timeout_secs: Option<u64>,
     pub memory_mb: Option<u64>,
     pub env: BTreeMap<String, String>,
-    pub artifact: Artifact,
+    pub upload: Upload,
 }
 
 /// The JSON body of an image deploy or version.
@@ -81,10 +71,11 @@ pub(crate) async fn read(state: &AppState, req: Request) -> ApiResult<(Option<St
         timeout_secs: b.timeout_secs,
         memory_mb: b.memory_mb,
         env: b.env,
-        artifact: Artifact::Image {
+        upload: Upload::Image(ImageSpec {
             image_url: b.image_url,
             pull_policy: b.pull_policy,
-        },
+            warm: None,
+        }),
     };
     Ok((b.name, spec))
 }
@@ -142,7 +133,7 @@ async fn read_form(state: &AppState, mut form: Multipart) -> ApiResult<(Option<S
         timeout_secs: None,
         memory_mb: None,
         env: BTreeMap::new(),
-        artifact: Artifact::Wasm(Bytes::new()),
+        upload: Upload::Wasm(Bytes::new()),
     };
     let bad = |e: axum::extract::multipart::MultipartError| {
         ApiError::bad_request("malformed_multipart", e.body_text())
@@ -186,58 +177,62 @@ async fn read_form(state: &AppState, mut form: Multipart) -> ApiResult<(Option<S
     let module = module.ok_or_else(|| {
         ApiError::bad_request("missing_field", "file field `module` (.wasm) is required")
     })?;
-    spec.artifact = Artifact::Wasm(module);
+    spec.upload = Upload::Wasm(module);
     Ok((name, spec))
 }
 
 /// Validates `spec` as a version of `base` (the function, or the one being
-/// deployed), has the executor check (and compile, pull...) it and stores a wasm
-/// module. The version's number is left 0.
+/// deployed) with the process's validator, checks that a worker can run it and
+/// stores a wasm module. The version's number is left 0.
 pub(crate) async fn build(
     state: &AppState,
     base: &Function,
     spec: Spec,
 ) -> ApiResult<(FunctionVersion, Option<Bytes>)> {
     let mut v = limits(state, base, &spec)?;
-    match spec.artifact {
-        Artifact::Image {
-            image_url,
-            pull_policy,
-        } => {
-            super::validate_image_ref(&image_url)?;
-            v.runtime = RuntimeKind::Docker;
-            v.image_url = Some(image_url);
-            v.pull_policy = pull_policy;
-            match state.executors.get(&RuntimeKind::Docker) {
-                Some(docker) => docker
-                    .prepare(&v.apply(base), None)
-                    .await
-                    .map_err(invalid_as("invalid_image"))?,
-                None => super::ensure_offered(state, RuntimeKind::Docker).await?,
-            }
-            Ok((v, None))
-        }
-        Artifact::Wasm(module) => {
-            v.module_sha256 = Some(hex::encode(Sha256::digest(&module)));
-            v.module_size = Some(module.len() as u64);
-            let wasm = state.executors.get(&RuntimeKind::Wasm).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "no wasm executor is configured",
-                )
-            })?;
-            wasm.prepare(&v.apply(base), Some(module.clone()))
-                .await
-                .map_err(invalid_as("invalid_module"))?;
-            put_module(state, &v, module.clone()).await?;
-            Ok((v, Some(module)))
-        }
+    let kind = spec.upload.kind();
+    if let Upload::Image(image) = &spec.upload {
+        super::validate_image_ref(&image.image_url)?;
+    }
+    let module = match &spec.upload {
+        Upload::Wasm(bytes) => Some(bytes.clone()),
+        Upload::Image(_) => None,
+    };
+    v.runnable = validator(state)?
+        .validate(spec.upload)
+        .await
+        .map_err(invalid_as(invalid_code(kind)))?;
+    if !state.executors.contains_key(&kind) {
+        super::ensure_offered(state, kind).await?;
+    }
+    if let Some(module) = &module {
+        put_module(state, &v, module.clone()).await?;
+    }
+    Ok((v, module))
+}
+
+/// The process's validator; a listener without one (capabilities only) takes
+/// no deploys.
+fn validator(state: &AppState) -> ApiResult<&dyn Validator> {
+    state.validator.as_deref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this listener takes no deploys",
+        )
+    })
+}
+
+/// The error code of a refused upload of `kind`.
+fn invalid_code(kind: RuntimeKind) -> &'static str {
+    match kind {
+        RuntimeKind::Wasm => "invalid_module",
+        RuntimeKind::Docker => "invalid_image",
     }
 }
 
-/// A wasm version of `base` with the checked description, limits and env of
-/// `spec`, no artifact yet.
+/// A version of `base` with the checked description, limits and env of `spec`;
+/// what it runs is filled in by [`build`].
 fn limits(state: &AppState, base: &Function, spec: &Spec) -> ApiResult<FunctionVersion> {
     if spec.description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(ApiError::bad_request(
@@ -265,11 +260,7 @@ fn limits(state: &AppState, base: &Function, spec: &Spec) -> ApiResult<FunctionV
         function_id: base.id.clone(),
         version: 0,
         description: spec.description.clone(),
-        runtime: RuntimeKind::Wasm,
-        image_url: None,
-        pull_policy: None,
-        module_sha256: None,
-        module_size: None,
+        runnable: Runnable::Wasm(Default::default()),
         timeout_secs,
         memory_mb,
         env: spec.env.clone(),
@@ -278,7 +269,7 @@ fn limits(state: &AppState, base: &Function, spec: &Spec) -> ApiResult<FunctionV
 }
 
 async fn put_module(state: &AppState, v: &FunctionVersion, module: Bytes) -> ApiResult<()> {
-    let Some(sha) = &v.module_sha256 else {
+    let Some(sha) = v.runnable.module_sha256() else {
         return Ok(());
     };
     let body = futures::stream::once(async move { Ok::<_, std::io::Error>(module) });
@@ -302,7 +293,7 @@ pub(crate) async fn keep_module(
     v: &FunctionVersion,
     module: Option<Bytes>,
 ) -> ApiResult<()> {
-    let (Some(sha), Some(module)) = (&v.module_sha256, module) else {
+    let (Some(sha), Some(module)) = (v.runnable.module_sha256(), module) else {
         return Ok(());
     };
     if let Err(faas_runtime::Error::NotFound(_)) = state.objects.head(MODULES_BUCKET, sha).await {
