@@ -148,23 +148,28 @@ async fn a_docker_engine_restart_loses_no_execution_and_leaves_no_container() {
         let e = &finals[id];
         let attempt = e["attempt"].as_u64().unwrap_or(0) as u32;
         *attempts.entry(attempt).or_insert(0) += 1;
-        // Preferably completed; a failure only with the engine as its reason, and only
-        // once every attempt was used.
-        match e["status"].as_str() {
-            Some("completed") => assert_eq!(
-                e["result"],
-                json!({"echo": {"n": n}}),
-                "each execution ran its own input: {e}"
-            ),
-            Some("failed") => {
-                let error = e["error"].as_str().unwrap_or_default();
-                assert!(
-                    attempt == MAX_ATTEMPTS && error.contains("docker engine"),
-                    "a failure is an exhausted infrastructure retry, not the guest's: {e}"
-                );
-            }
-            _ => panic!("unexpected final state: {e}\n{}", tail(&faas_log)),
-        }
+        // Every one completed with its own input's result. A failure would be either an
+        // infrastructure retry that ran out of attempts (the outage outlasted them) or,
+        // worse, the engine's stop recorded as the guest's own failure: say which.
+        let infra = attempt == MAX_ATTEMPTS
+            && e["error"]
+                .as_str()
+                .is_some_and(|m| m.contains("docker engine"));
+        assert_eq!(
+            e["status"],
+            "completed",
+            "{}: {e}\n{}",
+            match infra {
+                true => "retries of an infrastructure fault ran out",
+                false => "the restart was recorded as the function's outcome",
+            },
+            tail(&faas_log)
+        );
+        assert_eq!(
+            e["result"],
+            json!({"echo": {"n": n}}),
+            "each execution ran its own input: {e}"
+        );
     }
     println!("executions by attempt: {attempts:?}");
     let retried: u32 = attempts
@@ -176,14 +181,6 @@ async fn a_docker_engine_restart_loses_no_execution_and_leaves_no_container() {
         retried > 0,
         "the executions the restart cut ran again on a new attempt: {attempts:?}\n{}",
         tail(&faas_log)
-    );
-    assert_eq!(
-        finals
-            .values()
-            .filter(|e| e["status"] == "completed")
-            .count(),
-        EXECUTIONS,
-        "every execution completed"
     );
 
     // Exactly one final state each: exactly these records, and none changes later (no
