@@ -63,11 +63,6 @@ struct AdminArgs {
     data_dir: PathBuf,
 }
 
-/// mimalloc instead of glibc's malloc: the request paths allocate and free many small
-/// objects across threads (see docs/http-functions.md, "Speed").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> anyhow::Result<()> {
     return_large_allocations_to_the_os();
     tokio::runtime::Builder::new_multi_thread()
