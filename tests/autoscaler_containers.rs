@@ -461,6 +461,7 @@ fn sleeper_request(image: &str) -> faas_runtime::ports::ExecutionRequest {
         runtime: RuntimeKind::Docker,
         image_url: Some(image.to_string()),
         pull_policy: Some(PullPolicy::Never),
+        warm: None,
         module_sha256: None,
         module_size: None,
         timeout_secs: 20,

@@ -100,6 +100,9 @@ pub enum PullPolicy {
     Never,
 }
 
+/// Most warm containers a function may ask for (`warm`).
+pub const MAX_WARM: u32 = 8;
+
 /// A deployed function.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -121,6 +124,10 @@ pub struct Function {
     /// Pull policy (docker functions); the operator's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_policy: Option<PullPolicy>,
+    /// Warm containers kept ready (docker functions, [`MAX_WARM`] at most); `None`:
+    /// one while the function was invoked recently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<u32>,
     /// SHA-256 of the module bytes (wasm functions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub module_sha256: Option<String>,
@@ -521,6 +528,7 @@ impl Function {
             runtime: RuntimeKind::Wasm,
             image_url: None,
             pull_policy: None,
+            warm: None,
             module_sha256: None,
             module_size: None,
             timeout_secs: 1,

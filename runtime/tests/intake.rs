@@ -61,6 +61,7 @@ fn function() -> Function {
         runtime: RuntimeKind::Wasm,
         image_url: None,
         pull_policy: None,
+        warm: None,
         module_sha256: None,
         module_size: None,
         timeout_secs: 5,

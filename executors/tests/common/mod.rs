@@ -218,6 +218,7 @@ pub fn function_for(bytes: &[u8]) -> Function {
         runtime: RuntimeKind::Wasm,
         image_url: None,
         pull_policy: None,
+        warm: None,
         module_sha256: Some(hex::encode(Sha256::digest(bytes))),
         module_size: Some(bytes.len() as u64),
         timeout_secs: 10,

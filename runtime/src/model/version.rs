@@ -148,6 +148,9 @@ pub struct FunctionVersion {
     /// Pull policy (docker); the operator's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_policy: Option<PullPolicy>,
+    /// Warm containers kept ready (docker); `None`: one while invoked recently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<u32>,
     /// SHA-256 of the module bytes (wasm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub module_sha256: Option<String>,
@@ -179,6 +182,7 @@ impl FunctionVersion {
             runtime: f.runtime,
             image_url: f.image_url.clone(),
             pull_policy: f.pull_policy,
+            warm: f.warm,
             module_sha256: f.module_sha256.clone(),
             module_size: f.module_size,
             timeout_secs: f.timeout_secs,
@@ -195,6 +199,7 @@ impl FunctionVersion {
             runtime: self.runtime,
             image_url: self.image_url.clone(),
             pull_policy: self.pull_policy,
+            warm: self.warm,
             module_sha256: self.module_sha256.clone(),
             module_size: self.module_size,
             timeout_secs: self.timeout_secs,

@@ -152,6 +152,7 @@ pub fn docker_function(owner: &str) -> Function {
         runtime: RuntimeKind::Docker,
         image_url: Some("img".into()),
         pull_policy: None,
+        warm: None,
         module_sha256: None,
         module_size: None,
         timeout_secs: 10,

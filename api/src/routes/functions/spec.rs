@@ -10,7 +10,7 @@ use axum::http::header::CONTENT_TYPE;
 use bytes::{Bytes, BytesMut};
 use faas_runtime::model::version::validate_env;
 use faas_runtime::model::{
-    Function, FunctionVersion, MODULES_BUCKET, PullPolicy, RuntimeKind, now,
+    Function, FunctionVersion, MAX_WARM, MODULES_BUCKET, PullPolicy, RuntimeKind, now,
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -27,6 +27,7 @@ pub(crate) enum Artifact {
     Image {
         image_url: String,
         pull_policy: Option<PullPolicy>,
+        warm: Option<u32>,
     },
 }
 
@@ -49,6 +50,7 @@ struct ImageBody {
     timeout_secs: Option<u64>,
     memory_mb: Option<u64>,
     pull_policy: Option<PullPolicy>,
+    warm: Option<u32>,
     #[serde(default)]
     env: BTreeMap<String, String>,
 }
@@ -84,6 +86,7 @@ pub(crate) async fn read(state: &AppState, req: Request) -> ApiResult<(Option<St
         artifact: Artifact::Image {
             image_url: b.image_url,
             pull_policy: b.pull_policy,
+            warm: b.warm,
         },
     };
     Ok((b.name, spec))
@@ -203,8 +206,16 @@ pub(crate) async fn build(
         Artifact::Image {
             image_url,
             pull_policy,
+            warm,
         } => {
             super::validate_image_ref(&image_url)?;
+            if warm.is_some_and(|n| n > MAX_WARM) {
+                return Err(ApiError::bad_request(
+                    "invalid_warm",
+                    format!("warm must be 0-{MAX_WARM}"),
+                ));
+            }
+            v.warm = warm;
             v.runtime = RuntimeKind::Docker;
             v.image_url = Some(image_url);
             v.pull_policy = pull_policy;
@@ -268,6 +279,7 @@ fn limits(state: &AppState, base: &Function, spec: &Spec) -> ApiResult<FunctionV
         runtime: RuntimeKind::Wasm,
         image_url: None,
         pull_policy: None,
+        warm: None,
         module_sha256: None,
         module_size: None,
         timeout_secs,
