@@ -49,6 +49,11 @@ fn request_of(function: &Function, input: &str) -> ExecutionRequest {
     let mut req = harness::request(&image, input);
     req.function = function.clone();
     req.memory_limit = function.memory_mb << 20;
+    for (name, value) in &mut req.env {
+        if name == "FAAS_FUNCTION_ID" {
+            value.clone_from(&function.id);
+        }
+    }
     req
 }
 
@@ -172,7 +177,7 @@ async fn warm_containers_are_hardened_and_never_hold_a_secret() {
     let look = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let during = docker.inspect_container(&id, None).await.unwrap();
-        assert_eq!(during.state.and_then(|s| s.running), Some(true));
+        assert_eq!(during.state.as_ref().and_then(|s| s.running), Some(true));
         assert_secret_free(&during);
     };
     let (raw, ()) = tokio::join!(executor.execute(sleeper), look);
@@ -183,7 +188,7 @@ async fn warm_containers_are_hardened_and_never_hold_a_secret() {
     let env = |raw: &faas_runtime::ports::RawOutcome| -> Vec<String> {
         text(&raw.stdout)
             .lines()
-            .filter(|l| !l.starts_with("HOSTNAME="))
+            .filter(|l| !l.starts_with("HOSTNAME=") && !l.starts_with("FAAS_EXECUTION_ID="))
             .map(str::to_string)
             .collect()
     };

@@ -224,7 +224,7 @@ mod tests {
 
     #[test]
     fn global_caps_bound_every_pool() {
-        let mut pools = Pools::new(caps(3, 5 << 20));
+        let mut pools: Pools<u64> = Pools::new(caps(3, 5 << 20));
         let now = Instant::now();
         assert_eq!(pools.used(&key("a", 2 << 20), 2, now), 2);
         assert_eq!(pools.used(&key("b", 1 << 20), 8, now), 1, "memory cap: 5 MiB");
