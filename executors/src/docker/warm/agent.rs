@@ -5,13 +5,18 @@
 //! compose cluster), so no host path is bind-mounted: the agent lives in a named
 //! volume, `faas-agent-<hash of its bytes>`, filled once per process through the
 //! engine's archive API into a created (never started) container of the function's
-//! own image that mounts it. Warm containers mount it read-only.
+//! own image that mounts it. Containers mount it read-only. A complete agent is never
+//! rewritten (another process may be starting it); only the very first fill on an
+//! engine can race with another process's.
 
 use std::collections::HashMap;
 
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
-use bollard::query_parameters::{CreateContainerOptionsBuilder, UploadToContainerOptionsBuilder};
+use bollard::query_parameters::{
+    ContainerArchiveInfoOptionsBuilder, CreateContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
+};
 use faas_runtime::ports::{ExecutionRequest, RawOutcome, Termination};
 use faas_runtime::{Error, Result};
 use sha2::{Digest, Sha256};
@@ -78,12 +83,28 @@ pub(crate) async fn fill_volume(docker: &Docker, image: &str, suffix: &str) -> R
         .create_container(Some(options), body)
         .await
         .map_err(|err| errors::to_runtime("creating the agent's fill container", err))?;
-    let uploaded = upload(docker, &created.id).await;
+    // Never rewrite a complete agent: another process may be starting it.
+    let uploaded = match present(docker, &created.id).await {
+        true => Ok(()),
+        false => upload(docker, &created.id).await,
+    };
     let removed = reap::remove(docker, &created.id).await;
     uploaded?;
     removed?;
     tracing::info!(volume = %volume, "the warm containers' agent is in its volume");
     Ok(volume)
+}
+
+/// True when the volume, mounted in container `id`, holds the whole agent.
+async fn present(docker: &Docker, id: &str) -> bool {
+    let path = format!("{FILL_DIR}/{AGENT_FILE}");
+    let options = ContainerArchiveInfoOptionsBuilder::default()
+        .path(&path)
+        .build();
+    match docker.get_container_archive_info(id, Some(options)).await {
+        Ok(stat) => u64::try_from(stat.size).is_ok_and(|size| size == AGENT.len() as u64),
+        Err(_) => false,
+    }
 }
 
 async fn upload(docker: &Docker, id: &str) -> Result<()> {
