@@ -78,9 +78,7 @@ async fn reap_once(docker: &DockerExecutor, store: &Store) -> faas_runtime::Resu
         .collect();
     prune_warm(docker, store).await?;
     docker
-        .reap(|exec, worker| {
-            live.contains(worker) && exec.is_none_or(|exec| active.contains(exec))
-        })
+        .reap(|exec, worker| live.contains(worker) && exec.is_none_or(|exec| active.contains(exec)))
         .await
 }
 

@@ -20,14 +20,25 @@ const SECRET: &str = "warm-e2e-secret-value";
 const SCRIPT: &str = r#"case $1 in *nap*) sleep 2;; esac; printf '{\"host\":\"%s\",\"key\":%d}' $(hostname) ${#API_TOKEN}"#;
 
 fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("docker CLI");
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Running warm containers of `function_id`.
 fn warm_of(function_id: &str) -> Vec<String> {
     let filter = format!("label=faas.function-id={function_id}");
-    let ids = docker(&["ps", "-q", "--no-trunc", "--filter", &filter, "--filter", "label=faas.warm=true"]);
+    let ids = docker(&[
+        "ps",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        &filter,
+        "--filter",
+        "label=faas.warm=true",
+    ]);
     ids.split_whitespace().map(str::to_string).collect()
 }
 
@@ -38,7 +49,11 @@ async fn wait_warm(function_id: &str, n: usize) -> Vec<String> {
         if ids.len() == n {
             return ids;
         }
-        assert!(Instant::now() < deadline, "{} warm containers, want {n}", ids.len());
+        assert!(
+            Instant::now() < deadline,
+            "{} warm containers, want {n}",
+            ids.len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -53,7 +68,10 @@ fn assert_no_secret_anywhere() {
             "{{json .Config.Env}} {{json .Config.Cmd}} {{json .Config.Entrypoint}} {{json .Config.Labels}} {{json .Args}}",
             id,
         ]);
-        assert!(!shown.contains(SECRET), "container {id} shows the secret: {shown}");
+        assert!(
+            !shown.contains(SECRET),
+            "container {id} shows the secret: {shown}"
+        );
     }
 }
 
@@ -73,9 +91,13 @@ async fn warm_containers_end_to_end() {
         .await
         .expect_error(400, "invalid_warm");
     let fid = deploy(api, &t, body(json!(1))).await;
-    api.post(&t, "/api/secrets", json!({"name": "api_token", "value": SECRET}))
-        .await
-        .expect(201);
+    api.post(
+        &t,
+        "/api/secrets",
+        json!({"name": "api_token", "value": SECRET}),
+    )
+    .await
+    .expect(201);
     let input = json!({"secrets": ["api_token"]});
     let cold = api.run(&t, &fid, input.clone()).await;
     assert_eq!(cold["status"], "completed", "{cold}");
@@ -85,7 +107,11 @@ async fn warm_containers_end_to_end() {
 
     // A warm run, inspected while it runs.
     let id = api
-        .submit(&t, &fid, json!({"secrets": ["api_token"], "direct_inputs": {"nap": true}}))
+        .submit(
+            &t,
+            &fid,
+            json!({"secrets": ["api_token"], "direct_inputs": {"nap": true}}),
+        )
         .await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_no_secret_anywhere();
@@ -97,19 +123,28 @@ async fn warm_containers_end_to_end() {
 
     // A new version with another memory limit: the old one's pool goes at the sweep.
     let old = wait_warm(&fid, 1).await;
-    api.post(&t, &format!("/api/functions/{fid}/versions"), json!({"image_url": IMAGE, "pull_policy": "never", "memory_mb": 32}))
-        .await
-        .expect(201);
+    api.post(
+        &t,
+        &format!("/api/functions/{fid}/versions"),
+        json!({"image_url": IMAGE, "pull_policy": "never", "memory_mb": 32}),
+    )
+    .await
+    .expect(201);
     let deadline = Instant::now() + Duration::from_secs(10);
     while warm_of(&fid).contains(&old[0]) {
-        assert!(Instant::now() < deadline, "the old version's warm container stays");
+        assert!(
+            Instant::now() < deadline,
+            "the old version's warm container stays"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let v2 = api.run(&t, &fid, input).await;
     assert_eq!(v2["status"], "completed", "{v2}");
     wait_warm(&fid, 1).await;
 
-    api.delete(&t, &format!("/api/functions/{fid}")).await.expect(204);
+    api.delete(&t, &format!("/api/functions/{fid}"))
+        .await
+        .expect(204);
     wait_warm(&fid, 0).await;
     app.stop().await;
 }

@@ -86,7 +86,14 @@ async fn setup() -> Bench {
     let mut function = harness::function(&image);
     function.warm = Some(CONCURRENT as u32);
     let out = Command::new("docker")
-        .args(["run", "-d", "--network", "none", "--entrypoint", "/bin/sleep"])
+        .args([
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--entrypoint",
+            "/bin/sleep",
+        ])
         .args([&image, "3600"])
         .output()
         .expect("docker run -d");
@@ -216,9 +223,18 @@ fn report(runs: usize, rows: &mut [Vec<Duration>; 4], rounds: &[Duration]) {
         let p99 = ms(percentile(row, 99.0));
         println!("| {} | {:.1} | {:.1} |", names[i], p50[i], p99);
     }
-    println!("ratio executor cold / docker run   p50 {:.2}x", p50[2] / p50[0]);
-    println!("ratio executor warm / docker exec  p50 {:.2}x", p50[3] / p50[1]);
-    println!("ratio executor warm / docker run   p50 {:.2}x", p50[3] / p50[0]);
+    println!(
+        "ratio executor cold / docker run   p50 {:.2}x",
+        p50[2] / p50[0]
+    );
+    println!(
+        "ratio executor warm / docker exec  p50 {:.2}x",
+        p50[3] / p50[1]
+    );
+    println!(
+        "ratio executor warm / docker run   p50 {:.2}x",
+        p50[3] / p50[0]
+    );
     let mut rounds = rounds.to_vec();
     rounds.sort();
     if let Some(median) = rounds.get(rounds.len() / 2) {

@@ -42,11 +42,11 @@ mod capture;
 mod errors;
 mod image;
 mod network;
+mod paths;
 mod pulled;
 mod reap;
 pub mod reference;
 mod run;
-mod paths;
 mod spec;
 mod warm;
 
@@ -431,7 +431,10 @@ impl Executor for DockerExecutor {
         });
         let outcome = match key.as_ref().and_then(|key| self.warm.take(key)) {
             Some(taken) => self.run_warm(taken, &local, &request, deadline).await,
-            None => self.run_cold(&image, local.clone(), &request, deadline).await,
+            None => {
+                self.run_cold(&image, local.clone(), &request, deadline)
+                    .await
+            }
         };
         if let Some(key) = &key {
             self.warm.refill(key, request.function.warm, &local);

@@ -116,7 +116,12 @@ async fn warm_runs_match_cold_ones_and_never_share_a_container() {
     let second = wait_warm(&docker, &f.id, 1).await;
     let again = executor.execute(request_of(&f, input)).await.unwrap();
     for raw in [&cold, &warm, &again] {
-        assert_eq!(raw.termination, Termination::Exited(0), "{}", text(&raw.stderr));
+        assert_eq!(
+            raw.termination,
+            Termination::Exited(0),
+            "{}",
+            text(&raw.stderr)
+        );
         assert_eq!(text(&raw.stderr), "note\n");
     }
     let (cold, warm, again) = (json(&cold.stdout), json(&warm.stdout), json(&again.stdout));
@@ -126,12 +131,19 @@ async fn warm_runs_match_cold_ones_and_never_share_a_container() {
         assert_eq!(out["seen"], false, "a fresh /tmp: {out}");
     }
     assert_eq!(warm["host"].as_str().unwrap(), &first[0][..12], "ran warm");
-    assert_eq!(again["host"].as_str().unwrap(), &second[0][..12], "ran warm");
+    assert_eq!(
+        again["host"].as_str().unwrap(),
+        &second[0][..12],
+        "ran warm"
+    );
     assert_ne!(first, second, "each warm container serves one execution");
     assert_ne!(cold["host"], warm["host"]);
     assert_removed(&docker, &first[0]).await;
     harness::finish(&executor).await;
-    assert!(warm_of(&docker, &f.id).await.is_empty(), "shutdown removes them");
+    assert!(
+        warm_of(&docker, &f.id).await.is_empty(),
+        "shutdown removes them"
+    );
 }
 
 #[tokio::test]
@@ -150,7 +162,10 @@ async fn warm_containers_are_hardened_and_never_hold_a_secret() {
     assert_secret_free(&inspected);
     let host = inspected.host_config.clone().unwrap();
     assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
-    assert_eq!(host.security_opt, Some(vec!["no-new-privileges".to_string()]));
+    assert_eq!(
+        host.security_opt,
+        Some(vec!["no-new-privileges".to_string()])
+    );
     assert_eq!(host.readonly_rootfs, Some(true));
     assert_eq!(host.privileged, Some(false));
     assert_eq!(host.network_mode.as_deref(), Some("none"));
@@ -164,8 +179,9 @@ async fn warm_containers_are_hardened_and_never_hold_a_secret() {
     assert_eq!(log.config.unwrap()["max-size"], "1m");
     let mounts = inspected.mounts.clone().unwrap_or_default();
     assert!(
-        mounts.iter().any(|m| m.rw == Some(false)
-            && m.destination.as_deref() == Some("/.faas-agent")),
+        mounts
+            .iter()
+            .any(|m| m.rw == Some(false) && m.destination.as_deref() == Some("/.faas-agent")),
         "the agent is mounted read-only: {mounts:?}"
     );
     let config = inspected.config.clone().unwrap();
@@ -204,7 +220,10 @@ fn assert_secret_free(inspected: &bollard::models::ContainerInspectResponse) {
         "{:?} {:?} {:?} {:?} {:?}",
         config.env, config.cmd, config.entrypoint, config.labels, inspected.args
     );
-    assert!(!shown.contains(SECRET), "secret in the configuration: {shown}");
+    assert!(
+        !shown.contains(SECRET),
+        "secret in the configuration: {shown}"
+    );
 }
 
 #[tokio::test]
@@ -222,8 +241,15 @@ async fn timeout_flood_and_oom_behave_as_cold_on_the_warm_path() {
     let raw = executor.execute(req).await.unwrap();
     assert_eq!(raw.termination, Termination::TimedOut);
     assert_eq!(text(&raw.stdout), "started\n");
-    assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
-    assert!(docker.inspect_container(&id, None).await.is_err(), "killed and removed");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        docker.inspect_container(&id, None).await.is_err(),
+        "killed and removed"
+    );
 
     let id = wait_warm(&docker, &f.id, 1).await.remove(0);
     let mut req = request_of(&f, "flood");
@@ -231,7 +257,11 @@ async fn timeout_flood_and_oom_behave_as_cold_on_the_warm_path() {
     let raw = executor.execute(req).await.unwrap();
     assert!(raw.stdout_overflow);
     assert_eq!(raw.stdout.len(), 64 * 1024);
-    assert!(matches!(raw.termination, Termination::Trap(_)), "{:?}", raw.termination);
+    assert!(
+        matches!(raw.termination, Termination::Trap(_)),
+        "{:?}",
+        raw.termination
+    );
     assert_removed(&docker, &id).await;
 
     let id = wait_warm(&docker, &f.id, 1).await.remove(0);
@@ -272,7 +302,10 @@ async fn pools_scale_to_zero_when_idle_and_refill_on_use() {
     f.warm = Some(0);
     executor.execute(request_of(&f, "{}")).await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(warm_of(&docker, &f.id).await.is_empty(), "warm = 0 keeps none");
+    assert!(
+        warm_of(&docker, &f.id).await.is_empty(),
+        "warm = 0 keeps none"
+    );
     harness::finish(&executor).await;
 }
 
@@ -294,7 +327,11 @@ async fn the_reaper_keeps_own_warm_containers_and_forget_removes_them() {
     let id = wait_warm(&docker, &f.id, 1).await.remove(0);
     let other = harness::executor("warm-reap-other").await;
     other.reap(|_, _| true).await.unwrap();
-    assert_eq!(warm_of(&docker, &f.id).await, vec![id.clone()], "worker live");
+    assert_eq!(
+        warm_of(&docker, &f.id).await,
+        vec![id.clone()],
+        "worker live"
+    );
     other.reap(|_, worker| worker != own).await.unwrap();
     assert_removed(&docker, &id).await;
     harness::finish(&other).await;

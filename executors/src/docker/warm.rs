@@ -124,7 +124,9 @@ impl Warm {
             stop: CancellationToken::new(),
         });
         let tick = (warm.idle / 4).clamp(Duration::from_millis(200), Duration::from_secs(5));
-        inner.tasks.spawn(sweep_forever(Arc::downgrade(&inner), tick));
+        inner
+            .tasks
+            .spawn(sweep_forever(Arc::downgrade(&inner), tick));
         Warm(inner)
     }
 
@@ -249,7 +251,9 @@ impl Warm {
 /// Scales idle pools to zero every `tick`, until the pools go away or stop.
 async fn sweep_forever(inner: std::sync::Weak<Inner>, tick: Duration) {
     loop {
-        let Some(strong) = inner.upgrade() else { return };
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
         let stop = strong.stop.clone();
         let idle = strong.lock().sweep(Instant::now());
         if !idle.is_empty() {

@@ -165,10 +165,12 @@ impl<T> Pools<T> {
 
     /// Warm containers waiting or on their way, and the sum of their memory limits.
     fn load(&self) -> (u32, u64) {
-        self.pools.iter().fold((0, 0), |(count, memory), (key, pool)| {
-            let n = pool.ready.len() as u32 + pool.filling;
-            (count + n, memory + u64::from(n) * key.memory_limit)
-        })
+        self.pools
+            .iter()
+            .fold((0, 0), |(count, memory), (key, pool)| {
+                let n = pool.ready.len() as u32 + pool.filling;
+                (count + n, memory + u64::from(n) * key.memory_limit)
+            })
     }
 
     /// Marks a container name or id as the executor's.
@@ -227,7 +229,11 @@ mod tests {
         let mut pools: Pools<u64> = Pools::new(caps(3, 5 << 20));
         let now = Instant::now();
         assert_eq!(pools.used(&key("a", 2 << 20), 2, now), 2);
-        assert_eq!(pools.used(&key("b", 1 << 20), 8, now), 1, "memory cap: 5 MiB");
+        assert_eq!(
+            pools.used(&key("b", 1 << 20), 8, now),
+            1,
+            "memory cap: 5 MiB"
+        );
         assert_eq!(pools.used(&key("c", 1), 8, now), 0, "count cap: 3");
     }
 
