@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use faas_executors::docker::WarmConfig;
 
 /// Whether to run container functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -202,6 +203,16 @@ pub struct ServeConfig {
     /// Container functions: auto (when an engine answers), on, off.
     #[arg(long, env = "FAAS_DOCKER", value_enum, default_value = "auto")]
     pub docker: DockerMode,
+    /// Most warm containers (started ahead, single-use) at once, all image functions
+    /// together; 0 turns warm containers off (every execution starts its container).
+    #[arg(long, env = "FAAS_WARM_MAX_CONTAINERS", default_value_t = WarmConfig::default().max_containers)]
+    pub warm_max_containers: u32,
+    /// Most memory of warm containers at once (the sum of their limits), in MiB.
+    #[arg(long, env = "FAAS_WARM_MAX_MEMORY_MB", default_value_t = WarmConfig::default().max_memory_mb)]
+    pub warm_max_memory_mb: u64,
+    /// Seconds after its last invocation that a function keeps its warm containers.
+    #[arg(long, env = "FAAS_WARM_IDLE_SECS", default_value_t = WarmConfig::default().idle.as_secs())]
+    pub warm_idle_secs: u64,
     /// Seconds between sweeps for orphaned function containers.
     #[arg(long, env = "FAAS_REAP_INTERVAL_SECS", default_value_t = 60)]
     pub reap_interval_secs: u64,
@@ -398,6 +409,15 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 impl ServeConfig {
+    /// The Docker executor's warm pools.
+    pub fn warm_config(&self) -> WarmConfig {
+        WarmConfig {
+            max_containers: self.warm_max_containers,
+            max_memory_mb: self.warm_max_memory_mb,
+            idle: std::time::Duration::from_secs(self.warm_idle_secs.max(1)),
+        }
+    }
+
     /// The login throttle's limits.
     pub fn limiter(&self) -> faas_api::auth::LimiterConfig {
         faas_api::auth::LimiterConfig {

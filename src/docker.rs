@@ -28,6 +28,7 @@ pub async fn connect(
         installation_id: store.installation_id().await?,
         allowed_images: AllowedImages::parse(&c.allowed_images),
         pulled_images_file: Some(c.data_dir.join("pulled-images")),
+        warm: c.warm_config(),
         ..DockerConfig::default()
     };
     match DockerExecutor::connect(config).await {
@@ -75,9 +76,43 @@ async fn reap_once(docker: &DockerExecutor, store: &Store) -> faas_runtime::Resu
         .filter(|p| p.is_live())
         .map(|p| p.worker_id)
         .collect();
+    prune_warm(docker, store).await?;
     docker
-        .reap(|exec, worker| active.contains(exec) && live.contains(worker))
+        .reap(|exec, worker| live.contains(worker) && exec.is_none_or(|exec| active.contains(exec)))
         .await
+}
+
+/// Removes the warm containers of deleted functions, and of versions that neither
+/// `latest` nor an alias points at any more (a redeploy).
+async fn prune_warm(docker: &DockerExecutor, store: &Store) -> faas_runtime::Result<()> {
+    for id in docker.warm_functions() {
+        let Some(f) = store.get_function(&id, None).await? else {
+            docker.retain_warm(&id, |_, _| false);
+            continue;
+        };
+        let mut in_use: HashSet<(String, u64)> = HashSet::new();
+        in_use.extend(
+            f.runnable
+                .image()
+                .map(|i| (i.image_url.clone(), f.memory_mb)),
+        );
+        for n in f.versions.aliases.values() {
+            if let Some(v) = store.get_version(&f, *n).await? {
+                in_use.extend(
+                    v.runnable
+                        .image()
+                        .map(|i| (i.image_url.clone(), v.memory_mb)),
+                );
+            }
+        }
+        let removed = docker.retain_warm(&id, |image, memory_mb| {
+            in_use.contains(&(image.to_string(), memory_mb))
+        });
+        if removed > 0 {
+            tracing::info!(function.id = %id, removed, "warm containers of an unused version removed");
+        }
+    }
+    Ok(())
 }
 
 /// Removes the images the platform pulled that no function of the installation

@@ -93,6 +93,8 @@ async fn an_image_function_runs_end_to_end_with_an_object_and_a_secret() {
         failing["status"], "completed",
         "JSON text input is passed through: {failing}"
     );
+    // Warm containers wait while the platform runs; none is left once it stops.
+    app.stop().await;
     let leftovers = Command::new("docker")
         .args([
             "ps",
@@ -122,5 +124,4 @@ async fn an_image_function_runs_end_to_end_with_an_object_and_a_secret() {
         left = String::from_utf8_lossy(&again.stdout).trim().to_string();
     }
     assert!(left.is_empty(), "no container of ours is left: {left}");
-    app.stop().await;
 }

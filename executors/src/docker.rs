@@ -8,11 +8,13 @@
 //! - `pulled`: the images the platform pulled, removed once no function uses them;
 //! - `spec`: the container definition (argv, env, stdin) and its hardening;
 //! - `run`: attach, start, stdin, capped demultiplexed output, exit, timeout, OOM;
+//! - `paths`: an execution in a container created for it (cold) or in a warm one;
 //! - `capture`: the capped output buffers;
 //! - `network`: the functions' network, for executions that read objects;
 //! - `reap`: the in-flight set, listing and removal of labelled containers (only
 //!   this installation's: [`DockerConfig::installation_id`]);
-//! - `errors`: engine errors to [`faas_runtime::Error`].
+//! - `errors`: engine errors to [`faas_runtime::Error`];
+//! - `warm`: warm, single-use containers behind the in-container agent.
 //!
 //! Wiring: call [`DockerExecutor::reap`] periodically with the platform's liveness
 //! view, and [`DockerExecutor::shutdown`] on the way out (containers are removed in the
@@ -40,11 +42,13 @@ mod capture;
 mod errors;
 mod image;
 mod network;
+mod paths;
 mod pulled;
 mod reap;
 pub mod reference;
 mod run;
 mod spec;
+mod warm;
 
 pub use allow::AllowedImages;
 pub use network::ICC_OPTION;
@@ -52,8 +56,9 @@ pub use reap::ManagedContainer;
 pub use reference::ImageRef;
 pub use spec::{
     LABEL_ATTEMPT, LABEL_EXECUTION_ID, LABEL_FUNCTION_ID, LABEL_INSTALLATION, LABEL_MANAGED_BY,
-    LABEL_PREFIX, LABEL_WORKER_ID, MANAGED_BY,
+    LABEL_PREFIX, LABEL_WARM, LABEL_WORKER_ID, MANAGED_BY,
 };
+pub use warm::WarmConfig;
 
 /// Longest wait for the engine's first answer (connect, ping).
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -87,6 +92,8 @@ pub struct DockerConfig {
     pub allowed_images: AllowedImages,
     /// Where the list of images the platform pulled is kept (`None`: in memory).
     pub pulled_images_file: Option<PathBuf>,
+    /// Warm pools (`FAAS_WARM_*`).
+    pub warm: WarmConfig,
 }
 
 impl Default for DockerConfig {
@@ -103,6 +110,7 @@ impl Default for DockerConfig {
             installation_id: "default".to_string(),
             allowed_images: AllowedImages::default(),
             pulled_images_file: None,
+            warm: WarmConfig::default(),
         }
     }
 }
@@ -117,6 +125,7 @@ pub struct DockerExecutor {
     pulled: pulled::PulledImages,
     /// Set once the operator was told of containers without an installation label.
     warned_unlabelled: AtomicBool,
+    warm: warm::Warm,
 }
 
 impl DockerExecutor {
@@ -143,9 +152,11 @@ impl DockerExecutor {
             .map_err(|_| Error::Unavailable("the docker engine did not answer".to_string()))?
             .map_err(|err| errors::to_runtime("connecting to the docker engine", err))?;
         let pulled = pulled::PulledImages::load(config.pulled_images_file.clone()).await;
+        let warm = warm::Warm::start(docker.clone(), config.clone());
         let executor = DockerExecutor {
             docker,
             config,
+            warm,
             in_flight: reap::InFlight::default(),
             cleanup: TaskTracker::new(),
             pulled,
@@ -168,24 +179,18 @@ impl DockerExecutor {
     }
 
     /// Removes this installation's labelled containers whose execution is over or
-    /// whose worker is gone: `is_live(execution_id, worker_id)` says which to keep.
-    /// Executions running in this executor are always kept; containers of other
-    /// installations, or without an installation label, are never touched. Returns
-    /// how many were removed; a failed removal is logged and left to the next reap.
-    /// Called at start-up for this worker's own leftovers; the worker calls it
-    /// periodically for everyone's (compute the live set first: the predicate is
-    /// synchronous).
-    pub async fn reap(&self, is_live: impl Fn(&str, &str) -> bool) -> Result<usize> {
+    /// whose worker is gone: `is_live(execution_id, worker_id)` says which to keep
+    /// (`None` for a warm container, which has no execution yet: keep it while its
+    /// worker lives). Executions running in this executor and its own warm containers
+    /// are always kept; containers of other installations, or without an installation
+    /// label, are never touched. Returns how many were removed; a failed removal is
+    /// logged and left to the next reap. Called at start-up for this worker's own
+    /// leftovers; the worker calls it periodically for everyone's (compute the live
+    /// set first: the predicate is synchronous).
+    pub async fn reap(&self, is_live: impl Fn(Option<&str>, &str) -> bool) -> Result<usize> {
         let mut removed = 0;
         for container in reap::list_managed(&self.docker).await? {
-            if !self.is_ours(&container) {
-                continue;
-            }
-            let mine = container.worker_id == self.config.worker_id;
-            if mine && self.in_flight.contains(&container.execution_id) {
-                continue;
-            }
-            if is_live(&container.execution_id, &container.worker_id) {
+            if !self.is_ours(&container) || self.is_kept(&container, &is_live) {
                 continue;
             }
             tracing::info!(
@@ -204,6 +209,26 @@ impl DockerExecutor {
             }
         }
         Ok(removed)
+    }
+
+    /// True for a container still in use: an execution running here, a warm
+    /// container of this executor, or what `is_live` keeps.
+    fn is_kept(
+        &self,
+        container: &ManagedContainer,
+        is_live: &impl Fn(Option<&str>, &str) -> bool,
+    ) -> bool {
+        let mine = container.worker_id == self.config.worker_id;
+        if container.warm {
+            return match mine {
+                true => self.warm.owns(&container.name, &container.id),
+                false => is_live(None, &container.worker_id),
+            };
+        }
+        if mine && self.in_flight.contains(&container.execution_id) {
+            return true;
+        }
+        is_live(Some(&container.execution_id), &container.worker_id)
     }
 
     /// True for containers of this installation; says once that unlabelled ones
@@ -253,8 +278,28 @@ impl DockerExecutor {
         network::ensure(&self.docker, &self.config.network).await
     }
 
-    /// Waits (at most `grace`) for background container removals to finish.
+    /// How many warm containers of `function_id` wait for a job.
+    pub fn warm_ready(&self, function_id: &str) -> usize {
+        self.warm.ready(function_id)
+    }
+
+    /// The functions that have warm containers.
+    pub fn warm_functions(&self) -> Vec<String> {
+        self.warm.functions()
+    }
+
+    /// Removes the warm containers of `function_id` whose image reference and memory
+    /// limit (MiB) `keep` refuses: none of the function's versions in use runs them
+    /// (the function was deleted or redeployed). Returns how many were removed.
+    pub fn retain_warm(&self, function_id: &str, keep: impl Fn(&str, u64) -> bool) -> usize {
+        self.warm
+            .retain(function_id, |key| keep(&key.image, key.memory_limit >> 20))
+    }
+
+    /// Removes the warm containers (waiting at most `grace`), then waits (at most
+    /// `grace`) for background container removals to finish.
     pub async fn shutdown(&self, grace: Duration) {
+        self.warm.shutdown(grace).await;
         self.cleanup.close();
         if tokio::time::timeout(grace, self.cleanup.wait())
             .await
@@ -270,36 +315,6 @@ impl DockerExecutor {
             .image()
             .and_then(|i| i.pull_policy)
             .unwrap_or(self.config.default_pull_policy)
-    }
-
-    /// Creates the container; `Ok(Err)` when the engine refuses its definition.
-    async fn create(
-        &self,
-        image: &ImageRef,
-        local: image::LocalImage,
-        request: &ExecutionRequest,
-        name: &str,
-    ) -> Result<std::result::Result<String, String>> {
-        let body = spec::container_body(image.as_str(), local, request, &self.config);
-        let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
-            .name(name)
-            .build();
-        match self.docker.create_container(Some(options), body).await {
-            Ok(created) => Ok(Ok(created.id)),
-            Err(err) => match errors::answer(err) {
-                errors::Answer::Refused { status, message } if status != 404 && status < 500 => {
-                    Ok(Err(format!("the engine refused the container: {message}")))
-                }
-                // 404: the image went away after its check; a retry pulls it again.
-                errors::Answer::Refused {
-                    status: 404,
-                    message,
-                } => Err(Error::Unavailable(format!(
-                    "creating the container: {message}"
-                ))),
-                other => Err(errors::from_answer("creating the container", other)),
-            },
-        }
     }
 }
 
@@ -409,22 +424,33 @@ impl Executor for DockerExecutor {
             return Ok(ended(Termination::TimedOut));
         }
         let _running = self.in_flight.enter(&request.execution_id);
-        // Named, and owned before it is created: removed in the background when
-        // dropped (off the latency, and on cancel, even mid-creation); now when
-        // killed, as callers expect a timed-out container gone.
-        let name = container_name(&request);
-        let container = reap::Disposer::named(&self.docker, &self.cleanup, name.clone());
-        let id = match self.create(&image, local, &request, &name).await? {
-            Ok(id) => id,
-            Err(reason) => return Ok(trap(reason)),
+        // Warm containers have no network: executions that read objects run cold.
+        let key = (request.objects.is_empty() && self.warm.enabled()).then(|| warm::Key {
+            function_id: request.function.id.clone(),
+            image: image.as_str().to_string(),
+            image_id: local.id.clone(),
+            memory_limit: request.memory_limit,
+        });
+        let outcome = match key.as_ref().and_then(|key| self.warm.take(key)) {
+            Some(taken) => self.run_warm(taken, &local, &request, deadline).await,
+            None => {
+                self.run_cold(&image, local.clone(), &request, deadline)
+                    .await
+            }
         };
-        let ran = run::run(&self.docker, &id, &request, deadline).await;
-        if ran.as_ref().map_or(true, |ran| ran.killed) {
-            container.remove_now().await;
+        if let Some(key) = &key {
+            let warm = request.function.runnable.image().and_then(|i| i.warm);
+            self.warm.refill(key, warm, &local);
         }
-        let ran = ran?;
-        tracing::debug!(termination = ?ran.termination, "container finished");
-        Ok(ran.into_outcome())
+        outcome
+    }
+
+    /// Removes the warm containers of a deleted function.
+    async fn forget(&self, function: &Function) {
+        let removed = self.warm.retain(&function.id, |_| false);
+        if removed > 0 {
+            tracing::info!(function.id = %function.id, removed, "warm containers removed");
+        }
     }
 
     /// Pings the engine.

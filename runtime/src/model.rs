@@ -105,6 +105,9 @@ pub enum PullPolicy {
     Never,
 }
 
+/// Most warm containers a function may ask for (`warm`).
+pub const MAX_WARM: u32 = 8;
+
 /// A deployed function.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -63,6 +63,9 @@ pub struct DeployArgs {
     /// When to pull an image: if-not-present (default), always, never.
     #[arg(long, value_name = "POLICY", requires = "image")]
     pub pull_policy: Option<String>,
+    /// Warm containers kept ready for an image, 0-8 (default: one while invoked recently).
+    #[arg(long, value_name = "N", requires = "image")]
+    pub warm: Option<u32>,
     /// Non-secret configuration given to the function as an env var (repeatable).
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
@@ -204,6 +207,7 @@ pub(super) fn image_body(args: &DeployArgs, image: &str) -> Value {
         ("timeout_secs", args.timeout.map(Value::from)),
         ("memory_mb", args.memory.map(Value::from)),
         ("pull_policy", args.pull_policy.clone().map(Value::from)),
+        ("warm", args.warm.map(Value::from)),
         ("env", env_object(args)),
     ];
     for (k, v) in fields {
@@ -295,6 +299,9 @@ fn show(f: &Function) -> CliResult<()> {
     if let Some(p) = f.runnable.image().and_then(|i| i.pull_policy) {
         let p = serde_json::to_value(p).unwrap_or_default();
         rows.push(("pull policy", p.as_str().unwrap_or("-").to_string()));
+    }
+    if let Some(n) = f.runnable.image().and_then(|i| i.warm) {
+        rows.push(("warm", n.to_string()));
     }
     if !f.description.is_empty() {
         rows.push(("description", f.description.clone()));

@@ -53,6 +53,10 @@ pub struct ImageFunction {
     pub memory_mb: Option<u64>,
     /// `if-not-present` (default), `always` or `never`.
     pub pull_policy: Option<PullPolicy>,
+    /// Warm containers kept ready, 0-8 (default: one while the function was invoked
+    /// in the last 10 minutes, none after; 0: always start a container per execution).
+    #[schema(minimum = 0, maximum = 8)]
+    pub warm: Option<u32>,
     /// Non-secret configuration of version 1, given to the function as env vars.
     #[serde(default)]
     #[schema(schema_with = env_schema)]
@@ -274,6 +278,10 @@ pub async fn delete(
     let f = owned(&state, &caller, &id).await?;
     let versions = state.store.list_versions(&f).await?;
     state.store.delete_function(&f).await?;
+    if let Some(docker) = state.executors.get(&RuntimeKind::Docker) {
+        // Its warm containers (in this process; other workers' go at their next sweep).
+        docker.forget(&f).await;
+    }
     state.objects.delete_bucket(&objects_bucket(&f.id)).await?;
     for v in &versions {
         release_module(&state, &f, v, None).await?;

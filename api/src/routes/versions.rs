@@ -47,6 +47,10 @@ pub struct ImageVersion {
     memory_mb: Option<u64>,
     /// `if-not-present` (default), `always` or `never`.
     pull_policy: Option<PullPolicy>,
+    /// Warm containers kept ready, 0-8 (default: one while the function was invoked
+    /// in the last 10 minutes, none after; 0: always start a container per execution).
+    #[schema(minimum = 0, maximum = 8)]
+    warm: Option<u32>,
     /// Non-secret configuration of this version.
     #[serde(default)]
     #[schema(schema_with = env_schema)]

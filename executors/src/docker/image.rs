@@ -29,6 +29,8 @@ pub(crate) struct LocalImage {
     pub(crate) argv_prefix: Vec<String>,
     /// The keys of the image's own labels.
     pub(crate) labels: Vec<String>,
+    /// The engine's id of the image (its content), empty when not reported.
+    pub(crate) id: String,
 }
 
 /// Why an image cannot be used: a guest fault, reported as an outcome.
@@ -98,6 +100,7 @@ pub(crate) async fn inspect(
         Err(err) if errors::is_not_found(&err) => return Ok(None),
         Err(err) => return Err(errors::to_runtime("inspecting an image", err)),
     };
+    let id = inspected.id.unwrap_or_default();
     let config = inspected.config.unwrap_or_default();
     let labels = config.labels.unwrap_or_default().into_keys().collect();
     let mut argv_prefix = config.entrypoint.unwrap_or_default();
@@ -111,6 +114,7 @@ pub(crate) async fn inspect(
     Ok(Some(Ok(LocalImage {
         argv_prefix,
         labels,
+        id,
     })))
 }
 

@@ -12,7 +12,8 @@ use tokio_util::task::TaskTracker;
 
 use super::errors;
 use super::spec::{
-    LABEL_EXECUTION_ID, LABEL_INSTALLATION, LABEL_MANAGED_BY, LABEL_WORKER_ID, MANAGED_BY,
+    LABEL_EXECUTION_ID, LABEL_INSTALLATION, LABEL_MANAGED_BY, LABEL_WARM, LABEL_WORKER_ID,
+    MANAGED_BY,
 };
 
 /// A container the platform created.
@@ -20,6 +21,11 @@ use super::spec::{
 pub struct ManagedContainer {
     /// Engine id.
     pub id: String,
+    /// Name (without the leading `/`).
+    pub name: String,
+    /// A warm container ([`LABEL_WARM`]): made before its execution, so its
+    /// execution id is empty.
+    pub warm: bool,
     /// The execution it ran (empty when the label is missing).
     pub execution_id: String,
     /// The worker that created it (empty when the label is missing).
@@ -48,8 +54,16 @@ pub(crate) async fn list_managed(docker: &Docker) -> Result<Vec<ManagedContainer
         .filter_map(|summary| {
             let labels = summary.labels.unwrap_or_default();
             let label = |key: &str| labels.get(key).cloned().unwrap_or_default();
+            let name = summary
+                .names
+                .unwrap_or_default()
+                .first()
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default();
             Some(ManagedContainer {
                 id: summary.id?,
+                name,
+                warm: labels.get(LABEL_WARM).is_some_and(|v| v == "true"),
                 execution_id: label(LABEL_EXECUTION_ID),
                 worker_id: label(LABEL_WORKER_ID),
                 installation: labels.get(LABEL_INSTALLATION).cloned(),

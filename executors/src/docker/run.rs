@@ -52,38 +52,55 @@ enum Pumped {
     Broken(EngineError),
 }
 
-/// Runs the created container `id` to its end under the request's limits; it is
-/// killed at `deadline` (the execution's budget, which the pull already used from).
+/// Runs the created container `id` to its end under the request's limits, feeding
+/// it `stdin` (INPUT, or the agent's job); it is killed at `deadline` (the
+/// execution's budget, which the pull already used from).
 pub(crate) async fn run(
     docker: &Docker,
     id: &str,
+    stdin: &[u8],
     request: &ExecutionRequest,
     deadline: Instant,
 ) -> Result<Ran> {
+    let attach = attach(docker, id).await?;
+    if let Err(err) = docker.start_container(id, None).await {
+        let termination = start_failure(err)?;
+        return Ok(Ran {
+            termination,
+            output: Output::new(request.stdout_cap, request.stderr_cap),
+            killed: false,
+        });
+    }
+    finish(docker, id, attach, stdin, request, deadline).await
+}
+
+/// Attaches to the created container `id` (stdin, stdout, stderr) before it starts.
+pub(crate) async fn attach(docker: &Docker, id: &str) -> Result<AttachContainerResults> {
     let options = AttachContainerOptionsBuilder::default()
         .stdin(true)
         .stdout(true)
         .stderr(true)
         .stream(true)
         .build();
-    let attach = docker
+    docker
         .attach_container(id, Some(options))
         .await
-        .map_err(|err| errors::to_runtime("attaching to the container", err))?;
+        .map_err(|err| errors::to_runtime("attaching to the container", err))
+}
+
+/// The end of a run, shared by cold and warm containers: feeds `stdin` (then EOF)
+/// to the started container `id` through `attach`, captures its output under the
+/// request's caps, waits for its exit, and gives up at `deadline`.
+pub(crate) async fn finish(
+    docker: &Docker,
+    id: &str,
+    attach: AttachContainerResults,
+    stdin: &[u8],
+    request: &ExecutionRequest,
+    deadline: Instant,
+) -> Result<Ran> {
     let mut output = Output::new(request.stdout_cap, request.stderr_cap);
-    if let Err(err) = docker.start_container(id, None).await {
-        let termination = start_failure(err)?;
-        return Ok(Ran {
-            termination,
-            output,
-            killed: false,
-        });
-    }
-    let pumped = timeout_at(
-        deadline,
-        pump(attach, request.input.as_bytes(), &mut output),
-    )
-    .await;
+    let pumped = timeout_at(deadline, pump(attach, stdin, &mut output)).await;
     let termination = match pumped {
         Err(_) => Termination::TimedOut,
         Ok(Pumped::FarOver) => {

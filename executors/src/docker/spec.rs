@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, MountVolumeOptions,
+};
 use faas_runtime::ports::ExecutionRequest;
 
 use super::DockerConfig;
@@ -25,6 +27,9 @@ pub const LABEL_ATTEMPT: &str = "faas.attempt";
 pub const LABEL_INSTALLATION: &str = "faas.installation";
 /// Prefix of the platform's labels: an image's own labels under it are overridden.
 pub const LABEL_PREFIX: &str = "faas.";
+/// Label of a warm container (value `"true"`): created before its execution, so its
+/// execution id label is empty.
+pub const LABEL_WARM: &str = "faas.warm";
 
 /// Largest json-file log the engine keeps per container (output is captured by
 /// attaching; the log is only a by-product).
@@ -32,9 +37,6 @@ const LOG_MAX_SIZE: &str = "1m";
 
 /// The engine's smallest memory limit; 0 would mean *no* limit, so it never passes.
 const MIN_MEMORY: i64 = 6 * 1024 * 1024;
-
-/// Network mode of a container that needs no network.
-const NO_NETWORK: &str = "none";
 
 /// The labels of an execution's container.
 ///
@@ -47,6 +49,36 @@ pub(crate) fn labels(
     config: &DockerConfig,
     image_labels: &[String],
 ) -> HashMap<String, String> {
+    let mut labels = platform_labels(&request.function.id, config, image_labels);
+    labels.extend([
+        (LABEL_EXECUTION_ID.to_string(), request.execution_id.clone()),
+        (LABEL_ATTEMPT.to_string(), request.attempt.to_string()),
+    ]);
+    labels
+}
+
+/// The labels of a warm container of `function_id`: no execution yet (empty
+/// execution id, attempt 0) and [`LABEL_WARM`].
+pub(crate) fn warm_labels(
+    function_id: &str,
+    config: &DockerConfig,
+    image_labels: &[String],
+) -> HashMap<String, String> {
+    let mut labels = platform_labels(function_id, config, image_labels);
+    labels.extend([
+        (LABEL_EXECUTION_ID.to_string(), String::new()),
+        (LABEL_ATTEMPT.to_string(), "0".to_string()),
+        (LABEL_WARM.to_string(), "true".to_string()),
+    ]);
+    labels
+}
+
+/// The image's `faas.*` labels voided, then the function, worker and installation.
+fn platform_labels(
+    function_id: &str,
+    config: &DockerConfig,
+    image_labels: &[String],
+) -> HashMap<String, String> {
     let mut labels: HashMap<String, String> = image_labels
         .iter()
         .filter(|key| key.starts_with(LABEL_PREFIX))
@@ -54,10 +86,8 @@ pub(crate) fn labels(
         .collect();
     labels.extend([
         (LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
-        (LABEL_EXECUTION_ID.to_string(), request.execution_id.clone()),
-        (LABEL_FUNCTION_ID.to_string(), request.function.id.clone()),
+        (LABEL_FUNCTION_ID.to_string(), function_id.to_string()),
         (LABEL_WORKER_ID.to_string(), config.worker_id.clone()),
-        (LABEL_ATTEMPT.to_string(), request.attempt.to_string()),
         (
             LABEL_INSTALLATION.to_string(),
             config.installation_id.clone(),
@@ -86,6 +116,7 @@ pub(crate) fn container_body(
         .iter()
         .map(|(name, value)| format!("{name}={value}"))
         .collect();
+    let network = network_of(request, config);
     ContainerCreateBody {
         image: Some(image.to_string()),
         labels: Some(labels(request, config, &local.labels)),
@@ -99,21 +130,77 @@ pub(crate) fn container_body(
         open_stdin: Some(true),
         stdin_once: Some(true),
         tty: Some(false),
-        host_config: Some(host_config(request, config)),
+        host_config: Some(host_config(request.memory_limit, network, config)),
         ..Default::default()
     }
 }
 
+/// The create body of a container whose entrypoint is the agent (warm containers,
+/// and cold ones once the agent's volume is ready): the cold path's hardening, no
+/// env and no INPUT (they come with the job, so no secret is ever in the
+/// container's configuration); the agent is mounted read-only from `agent_volume`
+/// at [`AGENT_DIR`].
+pub(crate) fn agent_body(
+    image: &str,
+    labels: HashMap<String, String>,
+    memory_limit: u64,
+    network: &str,
+    agent_volume: &str,
+    config: &DockerConfig,
+) -> ContainerCreateBody {
+    let mut host = host_config(memory_limit, network, config);
+    host.mounts = Some(vec![Mount {
+        target: Some(AGENT_DIR.to_string()),
+        source: Some(agent_volume.to_string()),
+        typ: Some(MountType::VOLUME),
+        read_only: Some(true),
+        volume_options: Some(MountVolumeOptions {
+            no_copy: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }]);
+    ContainerCreateBody {
+        image: Some(image.to_string()),
+        labels: Some(labels),
+        entrypoint: Some(vec![format!("{AGENT_DIR}/{AGENT_FILE}")]),
+        cmd: Some(Vec::new()),
+        env: Some(Vec::new()),
+        user: (!config.user.is_empty()).then(|| config.user.clone()),
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        open_stdin: Some(true),
+        stdin_once: Some(true),
+        tty: Some(false),
+        host_config: Some(host),
+        ..Default::default()
+    }
+}
+
+/// The network of an execution: none, unless it reads objects.
+pub(crate) fn network_of<'a>(request: &ExecutionRequest, config: &'a DockerConfig) -> &'a str {
+    if request.objects.is_empty() {
+        NO_NETWORK
+    } else {
+        &config.network
+    }
+}
+
+/// Network mode of a container that needs no network.
+pub(crate) const NO_NETWORK: &str = "none";
+
+/// Where warm containers see the agent's volume (read-only).
+pub(crate) const AGENT_DIR: &str = "/.faas-agent";
+/// The agent's file name in its volume.
+pub(crate) const AGENT_FILE: &str = "faas-agent";
+
 /// Resource limits and isolation.
-fn host_config(request: &ExecutionRequest, config: &DockerConfig) -> HostConfig {
-    let memory = i64::try_from(request.memory_limit)
+fn host_config(memory_limit: u64, network_mode: &str, config: &DockerConfig) -> HostConfig {
+    let memory = i64::try_from(memory_limit)
         .unwrap_or(i64::MAX)
         .max(MIN_MEMORY);
-    let network_mode = if request.objects.is_empty() {
-        NO_NETWORK.to_string()
-    } else {
-        config.network.clone()
-    };
+    let network_mode = network_mode.to_string();
     let tmpfs = format!(
         "rw,noexec,nosuid,nodev,size={}m,mode=1777",
         config.tmp_size_mb.max(1)
@@ -203,6 +290,7 @@ mod tests {
         LocalImage {
             argv_prefix: vec!["/fn".into()],
             labels: Vec::new(),
+            id: "sha256:0".into(),
         }
     }
 
@@ -236,6 +324,7 @@ mod tests {
                 LABEL_INSTALLATION.into(),
                 "org.opencontainers.image.title".into(),
             ],
+            id: "sha256:0".into(),
         };
         let body = container_body("img", image, &request("{}".into(), false), &config);
         let labels = body.labels.unwrap();

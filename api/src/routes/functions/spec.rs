@@ -11,7 +11,7 @@ use axum::http::header::CONTENT_TYPE;
 use bytes::{Bytes, BytesMut};
 use faas_runtime::model::version::validate_env;
 use faas_runtime::model::{
-    Function, FunctionVersion, ImageSpec, MODULES_BUCKET, PullPolicy, Runnable, RuntimeKind, now,
+    Function, FunctionVersion, ImageSpec, MAX_WARM, MODULES_BUCKET, PullPolicy, Runnable, RuntimeKind, now,
 };
 use faas_runtime::ports::{Upload, Validator};
 use serde::Deserialize;
@@ -39,6 +39,7 @@ struct ImageBody {
     timeout_secs: Option<u64>,
     memory_mb: Option<u64>,
     pull_policy: Option<PullPolicy>,
+    warm: Option<u32>,
     #[serde(default)]
     env: BTreeMap<String, String>,
 }
@@ -74,7 +75,7 @@ pub(crate) async fn read(state: &AppState, req: Request) -> ApiResult<(Option<St
         upload: Upload::Image(ImageSpec {
             image_url: b.image_url,
             pull_policy: b.pull_policy,
-            warm: None,
+            warm: b.warm,
         }),
     };
     Ok((b.name, spec))
@@ -193,6 +194,12 @@ pub(crate) async fn build(
     let kind = spec.upload.kind();
     if let Upload::Image(image) = &spec.upload {
         super::validate_image_ref(&image.image_url)?;
+        if image.warm.is_some_and(|n| n > MAX_WARM) {
+            return Err(ApiError::bad_request(
+                "invalid_warm",
+                format!("warm must be 0-{MAX_WARM}"),
+            ));
+        }
     }
     let module = match &spec.upload {
         Upload::Wasm(bytes) => Some(bytes.clone()),
