@@ -11,7 +11,8 @@ use axum::http::header::CONTENT_TYPE;
 use bytes::{Bytes, BytesMut};
 use faas_runtime::model::version::validate_env;
 use faas_runtime::model::{
-    Function, FunctionVersion, ImageSpec, MAX_WARM, MODULES_BUCKET, PullPolicy, Runnable, RuntimeKind, now,
+    Function, FunctionVersion, ImageSpec, MAX_WARM, MODULES_BUCKET, PullPolicy, Runnable,
+    RuntimeKind, now,
 };
 use faas_runtime::ports::{Upload, Validator};
 use serde::Deserialize;
