@@ -127,7 +127,10 @@ async fn serve_found(
 ) -> ApiResult<Response> {
     authorize(&endpoint, &mut parts)?;
     let Endpoint {
-        function, settings, ..
+        function,
+        settings,
+        guest_env,
+        ..
     } = endpoint;
     let max = state.limits.http_max_body_bytes;
     let declared = parts
@@ -148,7 +151,7 @@ async fn serve_found(
         .with_retry_after(1)
     })?;
     guest_head(&mut parts, &to)?;
-    let env = guest_env(state, &function).await?;
+    let env = guest_env.to_vec();
     let idle = Duration::from_secs(state.limits.http_idle_timeout_secs.max(1));
     let empty = axum::body::HttpBody::is_end_stream(&body);
     let body: ByteStream = body
@@ -179,20 +182,6 @@ async fn serve_found(
         .await;
     }
     via_executor(state, (function, env), parts, body, (slot, call)).await
-}
-
-/// The env a guest of the endpoint sees: the newest version's `env` (the one the
-/// function record mirrors, so the one that runs), `FAAS_FUNCTION_ID` and
-/// `FAAS_FUNCTION_VERSION`.
-async fn guest_env(state: &AppState, function: &Function) -> ApiResult<Vec<(String, String)>> {
-    let n = function.versions.latest_version.max(1);
-    let mut env = match state.store.get_version(function, n).await? {
-        Some(v) => v.env_vars(),
-        None => Vec::new(),
-    };
-    env.push(("FAAS_FUNCTION_ID".into(), function.id.clone()));
-    env.push(("FAAS_FUNCTION_VERSION".into(), n.to_string()));
-    Ok(env)
 }
 
 /// The endpoint `to` names, if it is enabled for HTTP (from the store's

@@ -48,6 +48,9 @@ pub struct Endpoint {
     pub function: Function,
     /// Its HTTP settings (`enabled` may be false: the caller answers 404).
     pub settings: HttpSettings,
+    /// The env its guest sees: the newest version's `env` (the version that
+    /// runs), `FAAS_FUNCTION_ID` and `FAAS_FUNCTION_VERSION`.
+    pub guest_env: Arc<[(String, String)]>,
     /// The SHA-256 (hex) of each of its access keys.
     key_hashes: Arc<[String]>,
 }
@@ -146,9 +149,17 @@ impl Store {
             .into_iter()
             .map(|k| k.sha256)
             .collect();
+        let n = function.versions.latest_version.max(1);
+        let mut guest_env = match self.get_version(&function, n).await? {
+            Some(v) => v.env_vars(),
+            None => Vec::new(),
+        };
+        guest_env.push(("FAAS_FUNCTION_ID".into(), function.id.clone()));
+        guest_env.push(("FAAS_FUNCTION_VERSION".into(), n.to_string()));
         Ok(Some(Endpoint {
             function,
             settings,
+            guest_env: guest_env.into(),
             key_hashes,
         }))
     }
