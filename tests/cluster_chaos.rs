@@ -290,27 +290,17 @@ async fn chaos_kill_restart_stall_loses_nothing() {
     }
 
     // Nothing else is left open either (e.g. an execution created by a submit whose
-    // answer was lost while NATS restarted): list every record of the user.
-    let mut listed: usize = 0;
-    let mut open = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/executions?limit=200&cursor={c}"),
-            None => "/api/executions?limit=200".to_string(),
-        };
-        let page = api.get(&token, &path).await.expect(200);
-        for e in page["executions"].as_array().unwrap() {
-            listed += 1;
-            if !is_final(e) {
-                open.push(e["id"].to_string());
-            }
+    // answer was lost while NATS restarted): list every record of the user. Such a
+    // record's rollback may have failed too; the API's reconciler then queues it once
+    // it is 30 s old (a pass every 15 s), so it may take up to ~50 s to end.
+    let settle = Instant::now() + Duration::from_secs(60);
+    let (listed, open) = loop {
+        let (listed, open) = list_open(&api, &token).await;
+        if open.is_empty() || Instant::now() > settle {
+            break (listed, open);
         }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
-    }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
     let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
     let mut redelivered = 0;
     let mut redelivered_spins = 0;
@@ -405,4 +395,29 @@ async fn chaos_kill_restart_stall_loses_nothing() {
         redelivered > 0,
         "the kill -9 / SIGSTOP interrupted some execution"
     );
+}
+
+/// Every execution record of the user: how many, and the ids of those not final.
+async fn list_open(api: &Api, token: &str) -> (usize, Vec<String>) {
+    let mut listed: usize = 0;
+    let mut open = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/executions?limit=200&cursor={c}"),
+            None => "/api/executions?limit=200".to_string(),
+        };
+        let page = api.get(token, &path).await.expect(200);
+        for e in page["executions"].as_array().unwrap() {
+            listed += 1;
+            if !is_final(e) {
+                open.push(e["id"].to_string());
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    (listed, open)
 }
