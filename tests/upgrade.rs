@@ -92,8 +92,21 @@ async fn data_of_the_previous_release_opens_and_works() {
     .await
     .expect_error(409, "conflict");
     platform.stop().await;
-    // Opening again is a no-op: the schema is current.
-    let kv = EmbeddedKv::new(Db::open(&data).unwrap());
+    // Opening again is a no-op: the schema is current. A blocking store call of the
+    // stopped platform may still be finishing on tokio's blocking pool (it holds the
+    // directory's lock until it returns): wait for it, a bounded while.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let db = loop {
+        match Db::open(&data) {
+            Ok(db) => break db,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("data dir not released yet: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the stopped platform still holds its data dir: {e}"),
+        }
+    };
+    let kv = EmbeddedKv::new(db);
     let m = Store::new(std::sync::Arc::new(kv)).migrate().await.unwrap();
     assert_eq!((m.from, m.to), (SCHEMA_VERSION, SCHEMA_VERSION));
 }
