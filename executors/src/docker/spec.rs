@@ -118,11 +118,20 @@ pub(crate) fn container_body(
         .collect();
     let network = network_of(request, config);
     ContainerCreateBody {
-        image: Some(image.to_string()),
         labels: Some(labels(request, config, &local.labels)),
         entrypoint: Some(local.argv_prefix),
         cmd: Some(cmd),
         env: Some(env),
+        host_config: Some(host_config(request.memory_limit, network, config)),
+        ..attached(image, config)
+    }
+}
+
+/// What every function container shares: its image, the unprivileged user, and
+/// stdin held open for exactly one writer, stdout and stderr attached, no tty.
+fn attached(image: &str, config: &DockerConfig) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some(image.to_string()),
         user: (!config.user.is_empty()).then(|| config.user.clone()),
         attach_stdin: Some(true),
         attach_stdout: Some(true),
@@ -130,7 +139,6 @@ pub(crate) fn container_body(
         open_stdin: Some(true),
         stdin_once: Some(true),
         tty: Some(false),
-        host_config: Some(host_config(request.memory_limit, network, config)),
         ..Default::default()
     }
 }
@@ -161,20 +169,12 @@ pub(crate) fn agent_body(
         ..Default::default()
     }]);
     ContainerCreateBody {
-        image: Some(image.to_string()),
         labels: Some(labels),
         entrypoint: Some(vec![format!("{AGENT_DIR}/{AGENT_FILE}")]),
         cmd: Some(Vec::new()),
         env: Some(Vec::new()),
-        user: (!config.user.is_empty()).then(|| config.user.clone()),
-        attach_stdin: Some(true),
-        attach_stdout: Some(true),
-        attach_stderr: Some(true),
-        open_stdin: Some(true),
-        stdin_once: Some(true),
-        tty: Some(false),
         host_config: Some(host),
-        ..Default::default()
+        ..attached(image, config)
     }
 }
 
