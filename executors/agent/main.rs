@@ -6,13 +6,21 @@
 //! ```text
 //! u32 (big endian) length of the header, header, stdin bytes
 //! header = argc, then argc strings; envc, then envc (name, value) pairs;
-//!          u64 length of the stdin bytes that follow
+//!          the end mark (a string); u64 length of the stdin bytes that follow
 //! strings = u32 (big endian) length, then the bytes
 //! ```
 //!
 //! The child gets the agent's own environment (what the engine gave the container:
 //! the image's `ENV`, `PATH`, `HOSTNAME`, `HOME`, never a secret) plus the job's
 //! variables, the agent's stdout and stderr as its own, and the stdin bytes then EOF.
+//!
+//! Once the child has exited, the agent writes the end mark to stderr, then the end
+//! mark and the exit status as three digits to stdout: everything the child wrote is
+//! before them on each stream, so the executor has the whole result without waiting
+//! for the engine to notice the container's end. The mark holds a nonce the executor
+//! chose for this job, never given to the child, and the agent is not dumpable (the
+//! child, with the same uid, cannot read it from `/proc/1`): a guest cannot forge it.
+//!
 //! The agent exits with the child's code (a signal `n` gives `128 + n`). EOF before
 //! a complete job (the executor went away) exits 0 without running anything. The
 //! agent never runs a second job: the container ends with it.
@@ -36,10 +44,24 @@ const PREFIX: &str = "faas-agent:";
 struct Job {
     argv: Vec<String>,
     env: Vec<(String, String)>,
+    end_mark: String,
     stdin_len: u64,
 }
 
+/// `prctl(2)` option that makes a process non-dumpable.
+const PR_SET_DUMPABLE: i32 = 4;
+
+extern "C" {
+    fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
+}
+
 fn main() -> ExitCode {
+    // Not dumpable: a process of the same uid cannot read its memory or its
+    // descriptors under /proc/1, where the job's end mark would be.
+    // SAFETY: PR_SET_DUMPABLE takes one integer argument and touches no memory.
+    unsafe {
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
     let mut stdin = std::io::stdin().lock();
     let mut len = [0u8; 4];
     if stdin.read_exact(&mut len).is_err() {
@@ -80,14 +102,27 @@ fn run(job: Job, stdin: std::io::StdinLock<'static>) -> ExitCode {
         let _ = std::io::copy(&mut stdin.take(job.stdin_len), &mut pipe);
         drop(pipe);
     }
-    match child.wait() {
+    let code = match child.wait() {
         Ok(status) => match (status.code(), status.signal()) {
-            (Some(code), _) => ExitCode::from((code & 0xff) as u8),
-            (None, Some(signal)) => ExitCode::from((128 + (signal & 0x7f)) as u8),
-            (None, None) => ExitCode::from(CANNOT_RUN),
+            (Some(code), _) => (code & 0xff) as u8,
+            (None, Some(signal)) => (128 + (signal & 0x7f)) as u8,
+            (None, None) => CANNOT_RUN,
         },
-        Err(err) => fail(CANNOT_RUN, &format!("waiting for the program: {err}")),
-    }
+        Err(err) => return fail(CANNOT_RUN, &format!("waiting for the program: {err}")),
+    };
+    end(&job.end_mark, code);
+    ExitCode::from(code)
+}
+
+/// Writes the end mark on stderr, then with `code` on stdout (the executor's signal
+/// that the result is complete).
+fn end(mark: &str, code: u8) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(mark.as_bytes()).and_then(|()| stderr.flush());
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(format!("{mark}{code:03}").as_bytes())
+        .and_then(|()| stdout.flush());
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {
@@ -108,10 +143,12 @@ fn parse(mut buf: &[u8]) -> Option<Job> {
         let name = take_str(&mut buf)?;
         env.push((name, take_str(&mut buf)?));
     }
+    let end_mark = take_str(&mut buf)?;
     let (len, rest) = buf.split_first_chunk::<8>()?;
     rest.is_empty().then_some(Job {
         argv,
         env,
+        end_mark,
         stdin_len: u64::from_be_bytes(*len),
     })
 }

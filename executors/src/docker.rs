@@ -39,6 +39,7 @@ use tokio_util::task::TaskTracker;
 
 mod allow;
 mod capture;
+mod ends;
 mod errors;
 mod image;
 mod network;

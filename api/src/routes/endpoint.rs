@@ -13,6 +13,8 @@
 //! its executor with the request as its INPUT ([`faas_runtime::adapter`]).
 //!
 //! - [`body`]: the body cap and the idle timeout of both bodies;
+//! - [`head`]: a response's head waits briefly for its body's start (one write for a
+//!   short response; a complete body sent whole, without a pump);
 //! - [`pump`]: bodies copied by a task of their own, so that a reader that stops
 //!   reading is cut by the idle timeout too (the slot and the sandbox freed);
 //! - [`record`]: every call counted in the metrics; failed ones (or all, or none:
@@ -20,6 +22,7 @@
 //! - [`slots`]: the global and per-function concurrency limits (429 when full).
 
 pub mod body;
+pub mod head;
 pub mod pump;
 pub mod record;
 pub mod slots;
@@ -314,7 +317,16 @@ async fn via_handler(
         HttpOutcome::Response(r) => {
             let idle = Duration::from_secs(state.limits.http_idle_timeout_secs.max(1));
             let body = body::guarded(r.body, u64::MAX, idle, ());
-            let (status, call) = (r.head.status.as_u16(), call.clone());
+            let status = r.head.status.as_u16();
+            let body = match head::start(body, head::WAIT).await {
+                head::Start::Whole(bytes) => {
+                    drop(slot);
+                    call.body_ended(status, pump::End::Complete);
+                    return Ok(Response::from_parts(r.head, Body::from(bytes)));
+                }
+                head::Start::Streaming(body) => body,
+            };
+            let call = call.clone();
             let on_end = move |end| {
                 drop(slot);
                 call.body_ended(status, end);

@@ -9,6 +9,7 @@ use faas_runtime::ports::{ExecutionRequest, RawOutcome};
 use faas_runtime::{Error, Result};
 use tokio::time::Instant;
 
+use super::ends::EndMark;
 use super::{DockerExecutor, ImageRef, container_name, errors, image, reap, run, spec, trap, warm};
 
 impl DockerExecutor {
@@ -38,7 +39,9 @@ impl DockerExecutor {
                     &volume,
                     &self.config,
                 );
-                (body, Some(warm::agent::job(&local.argv_prefix, request)))
+                let mark = EndMark::new();
+                let job = warm::agent::job(&local.argv_prefix, request, &mark);
+                (body, Some((job, mark)))
             }
             Err(err) => {
                 tracing::warn!(error = %err, "the agent's volume is unavailable: env in the container's configuration");
@@ -50,8 +53,11 @@ impl DockerExecutor {
             Ok(id) => id,
             Err(reason) => return Ok(trap(reason)),
         };
-        let feed = stdin.as_deref().unwrap_or(request.input.as_bytes());
-        let ran = run::run(&self.docker, &id, feed, request, deadline).await;
+        let (feed, mark) = match &stdin {
+            Some((job, mark)) => (job.as_slice(), Some(mark)),
+            None => (request.input.as_bytes(), None),
+        };
+        let ran = run::run(&self.docker, &id, feed, mark, request, deadline).await;
         if ran.as_ref().map_or(true, |ran| ran.killed) {
             container.remove_now().await;
         }
@@ -74,8 +80,18 @@ impl DockerExecutor {
     ) -> Result<RawOutcome> {
         let warm::Taken { id, attach, owned } = taken;
         let container = reap::Disposer::named(&self.docker, &self.cleanup, id.clone());
-        let job = warm::agent::job(&local.argv_prefix, request);
-        let ran = run::finish(&self.docker, &id, attach, &job, request, deadline).await;
+        let mark = EndMark::new();
+        let job = warm::agent::job(&local.argv_prefix, request, &mark);
+        let ran = run::finish(
+            &self.docker,
+            &id,
+            attach,
+            &job,
+            Some(&mark),
+            request,
+            deadline,
+        );
+        let ran = ran.await;
         if ran.as_ref().map_or(true, |ran| ran.killed) {
             container.remove_now().await;
         } else {

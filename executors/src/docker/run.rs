@@ -1,5 +1,9 @@
 //! One container's run: attach, start, feed stdin, capture the demultiplexed output
 //! under its caps, wait for the exit code, and kill at the deadline.
+//!
+//! A container running the agent ends its streams with the job's end marks
+//! ([`ends`](super::ends)): a zero exit status read there is final at once; any other
+//! status is confirmed with the engine as before (an OOM kill is only known there).
 
 use std::pin::pin;
 use std::time::Duration;
@@ -15,6 +19,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout_at};
 
 use super::capture::Output;
+use super::ends::{EndMark, Ends};
 use super::errors;
 
 /// How a run ended, and whether its container must go before the result is returned.
@@ -46,6 +51,8 @@ impl Ran {
 enum Pumped {
     /// Both streams closed: the guest exited (or closed them).
     Eof,
+    /// The agent's end marks were read with a zero status: the program succeeded.
+    Succeeded,
     /// A stream went far past its cap.
     FarOver,
     /// The connection to the engine broke.
@@ -53,12 +60,13 @@ enum Pumped {
 }
 
 /// Runs the created container `id` to its end under the request's limits, feeding
-/// it `stdin` (INPUT, or the agent's job); it is killed at `deadline` (the
-/// execution's budget, which the pull already used from).
+/// it `stdin` (INPUT, or the agent's job with its end `mark`); it is killed at
+/// `deadline` (the execution's budget, which the pull already used from).
 pub(crate) async fn run(
     docker: &Docker,
     id: &str,
     stdin: &[u8],
+    mark: Option<&EndMark>,
     request: &ExecutionRequest,
     deadline: Instant,
 ) -> Result<Ran> {
@@ -71,7 +79,7 @@ pub(crate) async fn run(
             killed: false,
         });
     }
-    finish(docker, id, attach, stdin, request, deadline).await
+    finish(docker, id, attach, stdin, mark, request, deadline).await
 }
 
 /// Attaches to the created container `id` (stdin, stdout, stderr) before it starts.
@@ -90,19 +98,23 @@ pub(crate) async fn attach(docker: &Docker, id: &str) -> Result<AttachContainerR
 
 /// The end of a run, shared by cold and warm containers: feeds `stdin` (then EOF)
 /// to the started container `id` through `attach`, captures its output under the
-/// request's caps, waits for its exit, and gives up at `deadline`.
+/// request's caps (up to the agent's end `mark`, if it runs the agent), waits for its
+/// exit, and gives up at `deadline`.
 pub(crate) async fn finish(
     docker: &Docker,
     id: &str,
     attach: AttachContainerResults,
     stdin: &[u8],
+    mark: Option<&EndMark>,
     request: &ExecutionRequest,
     deadline: Instant,
 ) -> Result<Ran> {
     let mut output = Output::new(request.stdout_cap, request.stderr_cap);
-    let pumped = timeout_at(deadline, pump(attach, stdin, &mut output)).await;
+    let mut ends = mark.map(Ends::new);
+    let pumped = timeout_at(deadline, pump(attach, stdin, &mut output, ends.as_mut())).await;
     let termination = match pumped {
         Err(_) => Termination::TimedOut,
+        Ok(Pumped::Succeeded) => Termination::Exited(0),
         Ok(Pumped::FarOver) => {
             Termination::Trap("output limit exceeded: the container was killed".to_string())
         }
@@ -123,8 +135,14 @@ pub(crate) async fn finish(
     })
 }
 
-/// Feeds stdin (then EOF) while capturing stdout and stderr, until both close.
-async fn pump(attach: AttachContainerResults, input: &[u8], out: &mut Output) -> Pumped {
+/// Feeds stdin (then EOF) while capturing stdout and stderr, until both close or
+/// the end marks give a zero status.
+async fn pump(
+    attach: AttachContainerResults,
+    input: &[u8],
+    out: &mut Output,
+    mut ends: Option<&mut Ends>,
+) -> Pumped {
     let AttachContainerResults {
         output: mut stream,
         input: mut writer,
@@ -137,17 +155,27 @@ async fn pump(attach: AttachContainerResults, input: &[u8], out: &mut Output) ->
     let mut fed = false;
     loop {
         tokio::select! {
-            item = stream.next() => match item {
-                None => return Pumped::Eof,
-                Some(Ok(LogOutput::StdOut { message })) => out.stdout.push(&message),
-                Some(Ok(LogOutput::StdErr { message })) => out.stderr.push(&message),
-                Some(Ok(_)) => {}
-                Some(Err(err)) => return Pumped::Broken(err),
+            item = stream.next() => match (item, ends.as_deref_mut()) {
+                (None, ends) => {
+                    if let Some(ends) = ends {
+                        ends.flush(out);
+                    }
+                    return Pumped::Eof;
+                }
+                (Some(Ok(LogOutput::StdOut { message })), Some(ends)) => ends.stdout(&message, out),
+                (Some(Ok(LogOutput::StdErr { message })), Some(ends)) => ends.stderr(&message, out),
+                (Some(Ok(LogOutput::StdOut { message })), None) => out.stdout.push(&message),
+                (Some(Ok(LogOutput::StdErr { message })), None) => out.stderr.push(&message),
+                (Some(Ok(_)), _) => {}
+                (Some(Err(err)), _) => return Pumped::Broken(err),
             },
             () = &mut feed, if !fed => fed = true,
         }
         if out.far_over() {
             return Pumped::FarOver;
+        }
+        if ends.as_ref().and_then(|ends| ends.code()) == Some(0) {
+            return Pumped::Succeeded;
         }
     }
 }

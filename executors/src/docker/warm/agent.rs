@@ -21,6 +21,7 @@ use faas_runtime::ports::{ExecutionRequest, RawOutcome, Termination};
 use faas_runtime::{Error, Result};
 use sha2::{Digest, Sha256};
 
+use super::super::ends::EndMark;
 use super::super::errors;
 use super::super::reap;
 use super::super::spec::{AGENT_FILE, LABEL_MANAGED_BY, MANAGED_BY};
@@ -132,8 +133,9 @@ async fn upload(docker: &Docker, id: &str) -> Result<()> {
 }
 
 /// The job frame of `request` for the agent: the header (argv: the image's
-/// `argv_prefix` then INPUT unless too large; env; stdin length), then stdin.
-pub(crate) fn job(argv_prefix: &[String], request: &ExecutionRequest) -> Vec<u8> {
+/// `argv_prefix` then INPUT unless too large; env; the end `mark`; stdin length),
+/// then stdin.
+pub(crate) fn job(argv_prefix: &[String], request: &ExecutionRequest, mark: &EndMark) -> Vec<u8> {
     let mut argv: Vec<&str> = argv_prefix.iter().map(String::as_str).collect();
     argv.extend(request.argv_input());
     let mut header = Vec::new();
@@ -146,6 +148,7 @@ pub(crate) fn job(argv_prefix: &[String], request: &ExecutionRequest) -> Vec<u8>
         put_str(&mut header, name);
         put_str(&mut header, value);
     }
+    put_str(&mut header, mark.as_str());
     header.extend_from_slice(&(request.input.len() as u64).to_be_bytes());
     let mut frame = Vec::with_capacity(4 + header.len() + request.input.len());
     put_u32(&mut frame, header.len());
