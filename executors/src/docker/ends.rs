@@ -127,9 +127,7 @@ impl Tail {
         let mut from = 0;
         while let Some(i) = self.held[from..].iter().position(|&b| b == LEAD) {
             let at = from + i;
-            let Some(candidate) = self.held.get(at..at + len) else {
-                return None;
-            };
+            let candidate = self.held.get(at..at + len)?;
             if let Some(code) = self.parse(candidate) {
                 return Some((at, code));
             }

@@ -344,7 +344,7 @@ async fn volume(inner: &Inner, image: &str) -> Result<String> {
         }
         _ => {}
     }
-    match agent::fill_volume(&inner.docker, image, &super::uuid_suffix()).await {
+    match agent::fill_volume(&inner.docker, image).await {
         Ok(name) => {
             *volume = VolumeState::Ready(name.clone());
             Ok(name)

@@ -10,12 +10,13 @@
 //! engine can race with another process's.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
 use bollard::query_parameters::{
     ContainerArchiveInfoOptionsBuilder, CreateContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    ListContainersOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use faas_runtime::ports::{ExecutionRequest, RawOutcome, Termination};
 use faas_runtime::{Error, Result};
@@ -46,7 +47,14 @@ pub(crate) fn volume_name() -> String {
 
 /// Creates the agent's volume (if missing) and writes the agent into it, using a
 /// created, never started, container of `image` (present on the engine).
-pub(crate) async fn fill_volume(docker: &Docker, image: &str, suffix: &str) -> Result<String> {
+///
+/// Every process on the engine (API, workers, tests) may fill it at once, and a file
+/// is not written atomically: a container started on a half-written agent fails. The
+/// fill container's fixed name is the engine-wide lock: whoever creates it checks and
+/// writes the agent, then removes it; the others wait for it to go, then check. A
+/// fill container left by a process that died mid-fill is removed after
+/// [`FILL_STALE`].
+pub(crate) async fn fill_volume(docker: &Docker, image: &str) -> Result<String> {
     let volume = volume_name();
     let request = VolumeCreateRequest {
         name: Some(volume.clone()),
@@ -60,7 +68,50 @@ pub(crate) async fn fill_volume(docker: &Docker, image: &str, suffix: &str) -> R
         .create_volume(request)
         .await
         .map_err(|err| errors::to_runtime("creating the agent's volume", err))?;
-    let name = format!("faas-agent-fill-{suffix}");
+    let name = format!("faas-agent-fill-{}", &volume["faas-agent-".len()..]);
+    let waited = tokio::time::Instant::now();
+    let id = loop {
+        match create_fill(docker, image, &volume, &name).await? {
+            Some(id) => break id,
+            None if waited.elapsed() > FILL_WAIT => {
+                return Err(Error::Unavailable(format!(
+                    "another process has been writing the agent into {volume} for over {} s",
+                    FILL_WAIT.as_secs()
+                )));
+            }
+            None => {
+                remove_if_stale(docker, &name).await;
+                tokio::time::sleep(FILL_POLL).await;
+            }
+        }
+    };
+    // Never rewrite a complete agent: another process may be starting it.
+    let uploaded = match present(docker, &id).await {
+        true => Ok(()),
+        false => upload(docker, &id).await,
+    };
+    let removed = reap::remove(docker, &id).await;
+    uploaded?;
+    removed?;
+    tracing::info!(volume = %volume, "the warm containers' agent is in its volume");
+    Ok(volume)
+}
+
+/// How long a process waits for another one's fill.
+const FILL_WAIT: Duration = Duration::from_secs(60);
+/// How often it looks whether the other fill is over.
+const FILL_POLL: Duration = Duration::from_millis(100);
+/// A fill container older than this was left by a process that died mid-fill.
+const FILL_STALE: Duration = Duration::from_secs(30);
+
+/// Creates the fill container `name` mounting `volume`; `None` while another
+/// process holds that name.
+async fn create_fill(
+    docker: &Docker,
+    image: &str,
+    volume: &str,
+    name: &str,
+) -> Result<Option<String>> {
     let body = ContainerCreateBody {
         image: Some(image.to_string()),
         entrypoint: Some(vec![format!("{FILL_DIR}/{AGENT_FILE}")]),
@@ -70,7 +121,7 @@ pub(crate) async fn fill_volume(docker: &Docker, image: &str, suffix: &str) -> R
             network_mode: Some("none".to_string()),
             mounts: Some(vec![Mount {
                 target: Some(FILL_DIR.to_string()),
-                source: Some(volume.clone()),
+                source: Some(volume.to_string()),
                 typ: Some(MountType::VOLUME),
                 read_only: Some(false),
                 ..Default::default()
@@ -79,21 +130,41 @@ pub(crate) async fn fill_volume(docker: &Docker, image: &str, suffix: &str) -> R
         }),
         ..Default::default()
     };
-    let options = CreateContainerOptionsBuilder::default().name(&name).build();
-    let created = docker
-        .create_container(Some(options), body)
-        .await
-        .map_err(|err| errors::to_runtime("creating the agent's fill container", err))?;
-    // Never rewrite a complete agent: another process may be starting it.
-    let uploaded = match present(docker, &created.id).await {
-        true => Ok(()),
-        false => upload(docker, &created.id).await,
+    let options = CreateContainerOptionsBuilder::default().name(name).build();
+    match docker.create_container(Some(options), body).await {
+        Ok(created) => Ok(Some(created.id)),
+        Err(err) => match errors::answer(err) {
+            errors::Answer::Refused { status: 409, .. } => Ok(None),
+            other => Err(errors::from_answer(
+                "creating the agent's fill container",
+                other,
+            )),
+        },
+    }
+}
+
+/// Removes the fill container `name` if it was created over [`FILL_STALE`] ago.
+async fn remove_if_stale(docker: &Docker, name: &str) {
+    let filters = HashMap::from([("name".to_string(), vec![format!("^/{name}$")])]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let Ok(found) = docker.list_containers(Some(options)).await else {
+        return;
     };
-    let removed = reap::remove(docker, &created.id).await;
-    uploaded?;
-    removed?;
-    tracing::info!(volume = %volume, "the warm containers' agent is in its volume");
-    Ok(volume)
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for summary in found {
+        let age = now.saturating_sub(summary.created.unwrap_or(i64::MAX).max(0) as u64);
+        if age > FILL_STALE.as_secs() {
+            tracing::warn!(container = %name, age_secs = age, "removing a fill container left by a process that died mid-fill");
+            if let Some(id) = summary.id {
+                let _ = reap::remove(docker, &id).await;
+            }
+        }
+    }
 }
 
 /// True when the volume, mounted in container `id`, holds the whole agent.
