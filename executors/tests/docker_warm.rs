@@ -80,17 +80,25 @@ async fn warm_of(docker: &Docker, function_id: &str) -> Vec<String> {
     list.into_iter().filter_map(|c| c.id).collect()
 }
 
-/// Waits (up to 20 s) until `function_id` has `n` running warm containers.
-async fn wait_warm(docker: &Docker, function_id: &str, n: usize) -> Vec<String> {
+/// Waits (up to 20 s) until `function_id` has `n` running warm containers, all of
+/// them waiting for a job: a container whose run just ended (a zero exit is final at
+/// the agent's end mark) may still be running while it is removed, and is not one.
+async fn wait_warm(
+    executor: &DockerExecutor,
+    docker: &Docker,
+    function_id: &str,
+    n: usize,
+) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let ids = warm_of(docker, function_id).await;
-        if ids.len() == n {
+        let ready = executor.warm_ready(function_id);
+        if ids.len() == n && ready == n {
             return ids;
         }
         assert!(
             Instant::now() < deadline,
-            "{function_id}: {} warm containers, want {n}",
+            "{function_id}: {} warm containers running, {ready} ready, want {n}",
             ids.len()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -115,9 +123,9 @@ async fn warm_runs_match_cold_ones_and_never_share_a_container() {
     let f = harness::function(&image(&docker).await);
     let input = r#"{"direct_inputs":{"n":1}}"#;
     let cold = executor.execute(request_of(&f, input)).await.unwrap();
-    let first = wait_warm(&docker, &f.id, 1).await;
+    let first = wait_warm(&executor, &docker, &f.id, 1).await;
     let warm = executor.execute(request_of(&f, input)).await.unwrap();
-    let second = wait_warm(&docker, &f.id, 1).await;
+    let second = wait_warm(&executor, &docker, &f.id, 1).await;
     let again = executor.execute(request_of(&f, input)).await.unwrap();
     for raw in [&cold, &warm, &again] {
         assert_eq!(
@@ -161,7 +169,7 @@ async fn warm_containers_are_hardened_and_never_hold_a_secret() {
         req
     };
     let cold = executor.execute(with_secret("env")).await.unwrap();
-    let id = wait_warm(&docker, &f.id, 1).await.remove(0);
+    let id = wait_warm(&executor, &docker, &f.id, 1).await.remove(0);
     let inspected = docker.inspect_container(&id, None).await.unwrap();
     assert_secret_free(&inspected);
     let host = inspected.host_config.clone().unwrap();
@@ -202,7 +210,7 @@ async fn warm_containers_are_hardened_and_never_hold_a_secret() {
     };
     let (raw, ()) = tokio::join!(executor.execute(sleeper), look);
     assert_eq!(raw.unwrap().termination, Termination::TimedOut);
-    let id = wait_warm(&docker, &f.id, 1).await.remove(0);
+    let id = wait_warm(&executor, &docker, &f.id, 1).await.remove(0);
     let warm = executor.execute(with_secret("env")).await.unwrap();
     assert_removed(&docker, &id).await;
     let env = |raw: &faas_runtime::ports::RawOutcome| -> Vec<String> {
@@ -238,7 +246,7 @@ async fn timeout_flood_and_oom_behave_as_cold_on_the_warm_path() {
     f.memory_mb = 16;
     executor.execute(request_of(&f, "{}")).await.unwrap();
 
-    let id = wait_warm(&docker, &f.id, 1).await.remove(0);
+    let id = wait_warm(&executor, &docker, &f.id, 1).await.remove(0);
     let mut req = request_of(&f, "sleep");
     req.timeout = Duration::from_secs(2);
     let started = Instant::now();
@@ -255,7 +263,7 @@ async fn timeout_flood_and_oom_behave_as_cold_on_the_warm_path() {
         "killed and removed"
     );
 
-    let id = wait_warm(&docker, &f.id, 1).await.remove(0);
+    let id = wait_warm(&executor, &docker, &f.id, 1).await.remove(0);
     let mut req = request_of(&f, "flood");
     req.stdout_cap = 64 * 1024;
     let raw = executor.execute(req).await.unwrap();
@@ -268,7 +276,7 @@ async fn timeout_flood_and_oom_behave_as_cold_on_the_warm_path() {
     );
     assert_removed(&docker, &id).await;
 
-    let id = wait_warm(&docker, &f.id, 1).await.remove(0);
+    let id = wait_warm(&executor, &docker, &f.id, 1).await.remove(0);
     let raw = executor.execute(request_of(&f, "hog")).await.unwrap();
     assert_eq!(
         raw.termination,
@@ -291,14 +299,14 @@ async fn pools_scale_to_zero_when_idle_and_refill_on_use() {
     let docker = images::docker().await;
     let mut f = harness::function(&image(&docker).await);
     executor.execute(request_of(&f, "{}")).await.unwrap();
-    let id = wait_warm(&docker, &f.id, 1).await.remove(0);
-    wait_warm(&docker, &f.id, 0).await;
+    let id = wait_warm(&executor, &docker, &f.id, 1).await.remove(0);
+    wait_warm(&executor, &docker, &f.id, 0).await;
     assert_removed(&docker, &id).await;
     executor.execute(request_of(&f, "{}")).await.unwrap();
-    wait_warm(&docker, &f.id, 1).await;
+    wait_warm(&executor, &docker, &f.id, 1).await;
     set_warm(&mut f, Some(2));
     executor.execute(request_of(&f, "{}")).await.unwrap();
-    wait_warm(&docker, &f.id, 2).await;
+    wait_warm(&executor, &docker, &f.id, 2).await;
     harness::finish(&executor).await;
 
     let executor = executor_with_warm("warm-off", warm).await;
@@ -319,7 +327,7 @@ async fn the_reaper_keeps_own_warm_containers_and_forget_removes_them() {
     let docker = images::docker().await;
     let f = harness::function(&image(&docker).await);
     executor.execute(request_of(&f, "{}")).await.unwrap();
-    let id = wait_warm(&docker, &f.id, 1).await.remove(0);
+    let id = wait_warm(&executor, &docker, &f.id, 1).await.remove(0);
     let own = executor.config().worker_id.clone();
     executor.reap(|_, worker| worker != own).await.unwrap();
     assert_eq!(warm_of(&docker, &f.id).await, vec![id.clone()], "own: kept");
@@ -328,7 +336,7 @@ async fn the_reaper_keeps_own_warm_containers_and_forget_removes_them() {
 
     // Another worker's warm containers go once that worker is gone.
     executor.execute(request_of(&f, "{}")).await.unwrap();
-    let id = wait_warm(&docker, &f.id, 1).await.remove(0);
+    let id = wait_warm(&executor, &docker, &f.id, 1).await.remove(0);
     let other = harness::executor("warm-reap-other").await;
     other.reap(|_, _| true).await.unwrap();
     assert_eq!(
