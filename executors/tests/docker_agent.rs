@@ -18,6 +18,10 @@ use faas_executors::docker::{DockerConfig, WarmConfig};
 use faas_runtime::ports::{Executor, Termination};
 use harness::text;
 
+/// The tests of this binary one at a time: one removes the agent's volume, which an
+/// executor that already filled it would then miss.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Removes every agent volume no container uses (a volume in use stays: the engine
 /// refuses); returns how many went.
 async fn remove_agent_volumes(docker: &bollard::Docker) -> usize {
@@ -43,6 +47,7 @@ async fn remove_agent_volumes(docker: &bollard::Docker) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_fills_never_start_a_half_written_agent() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let docker = images::docker().await;
     let image = images::script_image(&docker, "agent-fill", "echo \"{\\\"n\\\":$1}\"").await;
     let removed = remove_agent_volumes(&docker).await;
@@ -85,6 +90,7 @@ async fn concurrent_first_fills_never_start_a_half_written_agent() {
 
 #[tokio::test]
 async fn a_result_read_up_to_the_end_marks_is_whole() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let docker = images::docker().await;
     let script = "head -c 3000000 /dev/zero | tr '\\0' a; echo; echo to-stderr >&2; exit $1";
     let image = images::script_image(&docker, "agent-whole", script).await;
