@@ -236,13 +236,15 @@ struct Platform {
 async fn platform(c: usize) -> Platform {
     let data = tempfile::tempdir().expect("data dir");
     let limit = (c * 2).to_string();
-    let (child, base) = harness::spawn_serve(
+    let (child, base) = harness::spawn_serve_bin(
+        &cluster::faas_bin(),
         data.path(),
         &[
             ("RUST_LOG", "warn,faas=info"),
             ("FAAS_HTTP_MAX_CONCURRENT", &limit),
             ("FAAS_HTTP_MAX_CONCURRENT_PER_FUNCTION", &limit),
         ],
+        None,
     );
     let child = Guard(child);
     let api = Api::new(&base);

@@ -342,7 +342,18 @@ pub fn spawn_serve_logged(
     extra: &[(&str, &str)],
     log: Option<&Path>,
 ) -> (std::process::Child, String) {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_faas"));
+    spawn_serve_bin(env!("CARGO_BIN_EXE_faas"), data, extra, log)
+}
+
+/// Like [`spawn_serve_logged`], with the `faas` binary at `bin` (a benchmark may
+/// measure another build).
+pub fn spawn_serve_bin(
+    bin: &str,
+    data: &std::path::Path,
+    extra: &[(&str, &str)],
+    log: Option<&Path>,
+) -> (std::process::Child, String) {
+    let mut cmd = std::process::Command::new(bin);
     cmd.arg("serve")
         .env("SERVER_ADDRESS", "127.0.0.1:0")
         .env("FAAS_DATA_DIR", data)
