@@ -399,25 +399,11 @@ async fn chaos_kill_restart_stall_loses_nothing() {
 
 /// Every execution record of the user: how many, and the ids of those not final.
 async fn list_open(api: &Api, token: &str) -> (usize, Vec<String>) {
-    let mut listed: usize = 0;
-    let mut open = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/executions?limit=200&cursor={c}"),
-            None => "/api/executions?limit=200".to_string(),
-        };
-        let page = api.get(token, &path).await.expect(200);
-        for e in page["executions"].as_array().unwrap() {
-            listed += 1;
-            if !is_final(e) {
-                open.push(e["id"].to_string());
-            }
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
-    }
-    (listed, open)
+    let all = api.all_executions(token).await;
+    let open = all
+        .iter()
+        .filter(|e| !is_final(e))
+        .map(|e| e["id"].to_string())
+        .collect();
+    (all.len(), open)
 }

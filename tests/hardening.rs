@@ -17,26 +17,12 @@ use serde_json::{Value, json};
 async fn wait_all_final(api: &Api, token: &str, within: Duration) -> usize {
     let deadline = Instant::now() + within;
     loop {
-        let mut open = 0;
-        let mut total = 0;
-        let mut cursor: Option<String> = None;
-        loop {
-            let path = match &cursor {
-                Some(c) => format!("/api/executions?limit=200&cursor={c}"),
-                None => "/api/executions?limit=200".to_string(),
-            };
-            let page = api.get(token, &path).await.expect(200);
-            for e in page["executions"].as_array().unwrap() {
-                total += 1;
-                if matches!(e["status"].as_str(), Some("pending" | "running")) {
-                    open += 1;
-                }
-            }
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_string()),
-                None => break,
-            }
-        }
+        let all = api.all_executions(token).await;
+        let total = all.len();
+        let open = all
+            .iter()
+            .filter(|e| matches!(e["status"].as_str(), Some("pending" | "running")))
+            .count();
         if open == 0 {
             return total;
         }

@@ -220,6 +220,25 @@ impl Api {
         )
     }
 
+    /// Every execution record of the user behind `token`, all pages of
+    /// `GET /api/executions` (200 at a time).
+    pub async fn all_executions(&self, token: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/api/executions?limit=200&cursor={c}"),
+                None => "/api/executions?limit=200".to_string(),
+            };
+            let page = self.get(token, &path).await.expect(200);
+            all.extend(page["executions"].as_array().cloned().unwrap_or_default());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return all,
+            }
+        }
+    }
+
     pub async fn login(&self, name: &str, password: &str) -> String {
         let r = self
             .send(
