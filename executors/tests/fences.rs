@@ -280,4 +280,29 @@ async fn each_execution_starts_from_a_fresh_instance() {
     for _ in 0..3 {
         assert_eq!(h.run(&f, "{}").await.termination, Termination::Exited(1));
     }
+    // Memory is reset only where it was written (PAGEMAP_SCAN): a page of the data
+    // segment's image comes back as the image, a page before or after it and a page
+    // the guest grew come back as zeros. Each run reads them, then writes them:
+    // exit 2 (the image's byte) every time, never what a run before wrote.
+    let pages = r#"(module
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+        (memory (export "memory") 2)
+        (data (i32.const 16) "\01")
+        (func $bump (param $at i32) (param $weight i32) (result i32)
+            (local $v i32)
+            (local.set $v (i32.load8_u (local.get $at)))
+            (i32.store8 (local.get $at) (i32.add (local.get $v) (i32.const 7)))
+            (i32.mul (local.get $v) (local.get $weight)))
+        (func (export "_start")
+            (drop (memory.grow (i32.const 3)))
+            (call $exit
+                (i32.add
+                    (i32.add (call $bump (i32.const 0) (i32.const 1))
+                             (call $bump (i32.const 16) (i32.const 2)))
+                    (i32.add (call $bump (i32.const 70000) (i32.const 4))
+                             (call $bump (i32.const 200000) (i32.const 8)))))))"#;
+    let f = h.deploy(&wat::parse_str(pages).unwrap()).await.unwrap();
+    for _ in 0..5 {
+        assert_eq!(h.run(&f, "{}").await.termination, Termination::Exited(2));
+    }
 }

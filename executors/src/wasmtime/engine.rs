@@ -6,7 +6,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use faas_runtime::{Error, Result};
-use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig,
+};
 
 use super::WasmtimeConfig;
 
@@ -31,6 +33,12 @@ const COMPONENT_INSTANCE_SIZE: usize = 8 << 20;
 /// what a small guest dirties per run: resetting it in place avoids the madvise and its
 /// TLB shoot-down IPIs, which were ~7.5% of CPU serving `/fn/` at 32 connections. Only
 /// slots that were used hold the pages (at most 2 MiB each).
+///
+/// Which bytes are reset comes from the `PAGEMAP_SCAN` ioctl where the kernel has it
+/// (Linux 6.7+; [`Enabled::Auto`] falls back to the first `KEEP_RESIDENT` bytes
+/// elsewhere): only the pages the guest wrote are reset, not the whole first 2 MiB (a
+/// Rust guest's 1 MiB stack and its data were memset/copied on every drop). A store's
+/// drop went from ~50 µs to ~13 µs on the hello component.
 const KEEP_RESIDENT: usize = 2 << 20;
 /// Native stack a guest may use before it traps with a stack overflow.
 const MAX_WASM_STACK: usize = 1 << 20;
@@ -57,7 +65,8 @@ pub(crate) fn build(config: &WasmtimeConfig) -> Result<Engine> {
         .max_component_instance_size(COMPONENT_INSTANCE_SIZE)
         .max_memory_size(max_memory)
         .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(KEEP_RESIDENT);
+        .table_keep_resident(KEEP_RESIDENT)
+        .pagemap_scan(Enabled::Auto);
 
     let mut c = Config::new();
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
