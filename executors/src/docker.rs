@@ -95,6 +95,13 @@ pub struct DockerConfig {
     pub pulled_images_file: Option<PathBuf>,
     /// Warm pools (`FAAS_WARM_*`).
     pub warm: WarmConfig,
+    /// A labelled container of another installation (or without the label) that
+    /// ended longer ago than this is removed by [`DockerExecutor::reap`]: no
+    /// process reads an ended container of its own that long (its results are
+    /// taken, and it is removed, within seconds of its end). Such leftovers come
+    /// from a process that was killed, whose data directory is gone or was never
+    /// started again.
+    pub ended_grace: Duration,
 }
 
 impl Default for DockerConfig {
@@ -112,6 +119,7 @@ impl Default for DockerConfig {
             allowed_images: AllowedImages::default(),
             pulled_images_file: None,
             warm: WarmConfig::default(),
+            ended_grace: Duration::from_secs(600),
         }
     }
 }
@@ -184,14 +192,19 @@ impl DockerExecutor {
     /// (`None` for a warm container, which has no execution yet: keep it while its
     /// worker lives). Executions running in this executor and its own warm containers
     /// are always kept; containers of other installations, or without an installation
-    /// label, are never touched. Returns how many were removed; a failed removal is
+    /// label, are left alone while they run, and removed once they ended more than
+    /// [`DockerConfig::ended_grace`] ago. Returns how many were removed; a failed removal is
     /// logged and left to the next reap. Called at start-up for this worker's own
     /// leftovers; the worker calls it periodically for everyone's (compute the live
     /// set first: the predicate is synchronous).
     pub async fn reap(&self, is_live: impl Fn(Option<&str>, &str) -> bool) -> Result<usize> {
         let mut removed = 0;
         for container in reap::list_managed(&self.docker).await? {
-            if !self.is_ours(&container) || self.is_kept(&container, &is_live) {
+            let remove = match self.is_ours(&container) {
+                true => !self.is_kept(&container, &is_live),
+                false => self.is_left_over(&container).await,
+            };
+            if !remove {
                 continue;
             }
             tracing::info!(
@@ -232,8 +245,15 @@ impl DockerExecutor {
         is_live(Some(&container.execution_id), &container.worker_id)
     }
 
+    /// True for an ended container of another installation (or an unlabelled one)
+    /// that ended more than [`DockerConfig::ended_grace`] ago.
+    async fn is_left_over(&self, container: &ManagedContainer) -> bool {
+        container.exited
+            && reap::ended_before(&self.docker, &container.id, self.config.ended_grace).await
+    }
+
     /// True for containers of this installation; says once that unlabelled ones
-    /// (made by an older release, or by another platform) are left alone.
+    /// (made by an older release, or by another platform) are left alone while they run.
     fn is_ours(&self, container: &ManagedContainer) -> bool {
         match &container.installation {
             Some(id) => *id == self.config.installation_id,
@@ -242,8 +262,9 @@ impl DockerExecutor {
                     tracing::warn!(
                         container.id = %container.id,
                         "function containers without a faas.installation label are left \
-                         alone (made by an older release or another platform): remove them \
-                         by hand once they are not needed"
+                         alone while they run (made by an older release or another \
+                         platform); remove them by hand once they are not needed (ended ones are \
+                         removed 10 minutes after their end)"
                     );
                 }
                 false

@@ -32,7 +32,23 @@ async fn orphan_of(
     worker: &str,
     execution: &str,
 ) -> String {
-    let image = images::script_image(docker, "idle", "sleep 600").await;
+    orphan_running(docker, installation, worker, execution, "sleep 600").await
+}
+
+/// Like [`orphan_of`], running `script`.
+async fn orphan_running(
+    docker: &bollard::Docker,
+    installation: Option<&str>,
+    worker: &str,
+    execution: &str,
+    script: &str,
+) -> String {
+    let name = if script == "sleep 600" {
+        "idle"
+    } else {
+        "quick"
+    };
+    let image = images::script_image(docker, name, script).await;
     let mut labels = HashMap::from([
         (LABEL_MANAGED_BY.to_string(), "faas".to_string()),
         (LABEL_EXECUTION_ID.to_string(), execution.to_string()),
@@ -105,6 +121,65 @@ async fn reap_leaves_other_installations_and_unlabelled_containers_alone() {
             .build();
         docker.remove_container(&id, Some(rm)).await.unwrap();
     }
+}
+
+/// Waits until container `id` has ended.
+async fn wait_ended(docker: &bollard::Docker, id: &str) {
+    for _ in 0..100 {
+        let state = docker.inspect_container(id, None).await.unwrap().state;
+        if state.and_then(|s| s.running) == Some(false) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("container {id} did not end");
+}
+
+#[tokio::test]
+async fn reap_removes_long_ended_containers_of_other_installations_only() {
+    let docker = images::docker().await;
+    let pid = std::process::id();
+    let worker = format!("killed-worker-{pid}");
+    let ended_other = orphan_running(
+        &docker,
+        Some("wiped-installation"),
+        &worker,
+        "exec-e1",
+        "true",
+    )
+    .await;
+    let ended_old = orphan_running(&docker, None, &worker, "exec-e2", "true").await;
+    let running_other = orphan_of(&docker, Some("wiped-installation"), &worker, "exec-r").await;
+    for id in [&ended_other, &ended_old] {
+        wait_ended(&docker, id).await;
+    }
+    // Ended, but not long enough ago: kept.
+    let patient = executor("ended-patient").await;
+    patient.reap(|_, _| true).await.unwrap();
+    for id in [&ended_other, &ended_old, &running_other] {
+        assert!(docker.inspect_container(id, None).await.is_ok());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let mut config = config("ended");
+    config.ended_grace = std::time::Duration::from_secs(1);
+    let executor = executor_with(config).await;
+    executor.reap(|_, _| true).await.unwrap();
+    for id in [&ended_other, &ended_old] {
+        let gone = docker.inspect_container(id, None).await;
+        assert!(gone.is_err(), "a long-ended leftover {id} is still there");
+    }
+    let alive = docker.inspect_container(&running_other, None).await;
+    assert!(
+        alive.is_ok(),
+        "a running container of another installation was removed"
+    );
+    let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .build();
+    docker
+        .remove_container(&running_other, Some(rm))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -6,8 +6,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bollard::Docker;
+use bollard::models::ContainerSummaryStateEnum;
 use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
 use faas_runtime::Result;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tokio_util::task::TaskTracker;
 
 use super::errors;
@@ -32,6 +35,8 @@ pub struct ManagedContainer {
     pub worker_id: String,
     /// The installation it belongs to (`None`: made by a release without the label).
     pub installation: Option<String>,
+    /// Its program has ended (state `exited` or `dead`): nothing runs in it.
+    pub exited: bool,
 }
 
 /// Lists every container labelled `faas.managed-by=faas`, running or not, whatever
@@ -67,9 +72,29 @@ pub(crate) async fn list_managed(docker: &Docker) -> Result<Vec<ManagedContainer
                 execution_id: label(LABEL_EXECUTION_ID),
                 worker_id: label(LABEL_WORKER_ID),
                 installation: labels.get(LABEL_INSTALLATION).cloned(),
+                exited: matches!(
+                    summary.state,
+                    Some(ContainerSummaryStateEnum::EXITED | ContainerSummaryStateEnum::DEAD)
+                ),
             })
         })
         .collect())
+}
+
+/// True when container `id` ended more than `grace` ago (by the engine's
+/// `FinishedAt`); false when that cannot be read or it has not ended.
+pub(crate) async fn ended_before(docker: &Docker, id: &str, grace: Duration) -> bool {
+    let Ok(inspected) = docker.inspect_container(id, None).await else {
+        return false;
+    };
+    let Some(finished) = inspected.state.and_then(|s| s.finished_at) else {
+        return false;
+    };
+    let Ok(finished) = OffsetDateTime::parse(&finished, &Rfc3339) else {
+        return false;
+    };
+    // The engine's zero time ("0001-01-01T00:00:00Z") means it never ran to an end.
+    finished.year() > 1 && OffsetDateTime::now_utc() - finished > grace
 }
 
 /// Kills and removes a container (with its anonymous volumes); gone already is fine.
