@@ -138,11 +138,12 @@ impl KvStore for EmbeddedKv {
         let (b, p) = (bucket.to_string(), prefix.to_string());
         self.db
             .read(move |c| {
-                c.query_row(
+                c.prepare_cached(
                     "SELECT COUNT(*) FROM kv WHERE bucket = ?1 AND substr(key, 1, ?2) = ?3",
-                    params![b, p.len() as i64, p],
-                    |r| r.get::<_, i64>(0),
                 )
+                .and_then(|mut st| {
+                    st.query_row(params![b, p.len() as i64, p], |r| r.get::<_, i64>(0))
+                })
                 .map(|n| n as u64)
                 .map_err(sql)
             })

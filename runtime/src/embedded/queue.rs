@@ -104,11 +104,10 @@ impl EmbeddedQueue {
     async fn next_visible_in(&self) -> Result<Option<i64>> {
         self.db
             .read(|c| {
-                c.query_row("SELECT MIN(visible_at) FROM queue", [], |r| {
-                    r.get::<_, Option<i64>>(0)
-                })
-                .map(|v| v.map(|t| (t - now_ms()).max(0)))
-                .map_err(sql)
+                c.prepare_cached("SELECT MIN(visible_at) FROM queue")
+                    .and_then(|mut st| st.query_row([], |r| r.get::<_, Option<i64>>(0)))
+                    .map(|v| v.map(|t| (t - now_ms()).max(0)))
+                    .map_err(sql)
             })
             .await
     }
@@ -191,13 +190,10 @@ impl WorkQueue for EmbeddedQueue {
         let id = id.to_string();
         self.db
             .read(move |c| {
-                c.query_row(
-                    "SELECT COUNT(*) FROM queue WHERE id = ?1",
-                    params![id],
-                    |r| r.get::<_, i64>(0),
-                )
-                .map(|n| n > 0)
-                .map_err(sql)
+                c.prepare_cached("SELECT COUNT(*) FROM queue WHERE id = ?1")
+                    .and_then(|mut st| st.query_row(params![id], |r| r.get::<_, i64>(0)))
+                    .map(|n| n > 0)
+                    .map_err(sql)
             })
             .await
     }
@@ -256,11 +252,14 @@ impl WorkQueue for EmbeddedQueue {
     async fn stats(&self) -> Result<QueueStats> {
         self.db
             .read(|c| {
-                c.query_row(
+                c.prepare_cached(
                     "SELECT COUNT(*), COALESCE(SUM(lease IS NOT NULL AND visible_at > ?1), 0) FROM queue",
-                    params![now_ms()],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
                 )
+                .and_then(|mut st| {
+                    st.query_row(params![now_ms()], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                    })
+                })
                 .map(|(total, in_flight)| QueueStats {
                     pending: (total - in_flight) as u64,
                     in_flight: in_flight as u64,
