@@ -32,23 +32,18 @@ async fn orphan_of(
     worker: &str,
     execution: &str,
 ) -> String {
-    orphan_running(docker, installation, worker, execution, "sleep 600").await
+    let image = images::script_image(docker, "idle", "sleep 600").await;
+    orphan_running(docker, installation, worker, execution, image).await
 }
 
-/// Like [`orphan_of`], running `script`.
+/// Like [`orphan_of`], running `image`.
 async fn orphan_running(
     docker: &bollard::Docker,
     installation: Option<&str>,
     worker: &str,
     execution: &str,
-    script: &str,
+    image: String,
 ) -> String {
-    let name = if script == "sleep 600" {
-        "idle"
-    } else {
-        "quick"
-    };
-    let image = images::script_image(docker, name, script).await;
     let mut labels = HashMap::from([
         (LABEL_MANAGED_BY.to_string(), "faas".to_string()),
         (LABEL_EXECUTION_ID.to_string(), execution.to_string()),
@@ -116,11 +111,15 @@ async fn reap_leaves_other_installations_and_unlabelled_containers_alone() {
         assert!(alive.is_ok(), "{what} container was removed");
     }
     for id in [other, old] {
-        let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
-            .force(true)
-            .build();
-        docker.remove_container(&id, Some(rm)).await.unwrap();
+        force_remove(&docker, &id).await;
     }
+}
+
+async fn force_remove(docker: &bollard::Docker, id: &str) {
+    let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .build();
+    docker.remove_container(id, Some(rm)).await.unwrap();
 }
 
 /// Waits until container `id` has ended.
@@ -140,15 +139,16 @@ async fn reap_removes_long_ended_containers_of_other_installations_only() {
     let docker = images::docker().await;
     let pid = std::process::id();
     let worker = format!("killed-worker-{pid}");
+    let quick = images::script_image(&docker, "quick", "true").await;
     let ended_other = orphan_running(
         &docker,
         Some("wiped-installation"),
         &worker,
         "exec-e1",
-        "true",
+        quick.clone(),
     )
     .await;
-    let ended_old = orphan_running(&docker, None, &worker, "exec-e2", "true").await;
+    let ended_old = orphan_running(&docker, None, &worker, "exec-e2", quick).await;
     let running_other = orphan_of(&docker, Some("wiped-installation"), &worker, "exec-r").await;
     for id in [&ended_other, &ended_old] {
         wait_ended(&docker, id).await;
@@ -173,13 +173,7 @@ async fn reap_removes_long_ended_containers_of_other_installations_only() {
         alive.is_ok(),
         "a running container of another installation was removed"
     );
-    let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
-        .force(true)
-        .build();
-    docker
-        .remove_container(&running_other, Some(rm))
-        .await
-        .unwrap();
+    force_remove(&docker, &running_other).await;
 }
 
 #[tokio::test]
