@@ -28,6 +28,7 @@
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// Largest header accepted (argv and env are far smaller: argv input is <= 64 KiB).
 const MAX_HEADER: u32 = 16 << 20;
@@ -53,6 +54,28 @@ const PR_SET_DUMPABLE: i32 = 4;
 
 extern "C" {
     fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
+    fn signal(signum: i32, handler: usize) -> usize;
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Signals passed on to the program: SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGTERM.
+/// The agent is the container's PID 1, which the kernel shields from signals it does
+/// not handle; without this, `docker stop` (or an engine that stops) would never reach
+/// the program, as it does in a container without the agent.
+const FORWARDED: [i32; 6] = [1, 2, 3, 10, 12, 15];
+
+/// The program's pid once it runs (0 before).
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+/// Passes `sig` on to the program (async-signal-safe: a load and `kill(2)`).
+extern "C" fn forward(sig: i32) {
+    let pid = CHILD.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill(2) with a pid and a signal number; no memory is touched.
+        unsafe {
+            kill(pid, sig);
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -61,6 +84,13 @@ fn main() -> ExitCode {
     // SAFETY: PR_SET_DUMPABLE takes one integer argument and touches no memory.
     unsafe {
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+    for sig in FORWARDED {
+        // SAFETY: installs `forward`, which only loads an atomic and calls kill(2);
+        // the program gets default dispositions back at its exec.
+        unsafe {
+            signal(sig, forward as extern "C" fn(i32) as usize);
+        }
     }
     let mut stdin = std::io::stdin().lock();
     let mut len = [0u8; 4];
@@ -97,6 +127,7 @@ fn run(job: Job, stdin: std::io::StdinLock<'static>) -> ExitCode {
             return fail(CANNOT_RUN, &message);
         }
     };
+    CHILD.store(child.id() as i32, Ordering::SeqCst);
     if let Some(mut pipe) = child.stdin.take() {
         // A child that exits without reading breaks the pipe: not an error.
         let _ = std::io::copy(&mut stdin.take(job.stdin_len), &mut pipe);
