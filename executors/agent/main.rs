@@ -133,7 +133,10 @@ fn run(job: Job, stdin: std::io::StdinLock<'static>) -> ExitCode {
         let _ = std::io::copy(&mut stdin.take(job.stdin_len), &mut pipe);
         drop(pipe);
     }
-    let code = match child.wait() {
+    let waited = child.wait();
+    // Reaped: its pid may be reused, so nothing is passed on any more.
+    CHILD.store(0, Ordering::SeqCst);
+    let code = match waited {
         Ok(status) => match (status.code(), status.signal()) {
             (Some(code), _) => (code & 0xff) as u8,
             (None, Some(signal)) => (128 + (signal & 0x7f)) as u8,

@@ -261,10 +261,11 @@ impl DockerExecutor {
                 if !self.warned_unlabelled.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         container.id = %container.id,
+                        ended_grace_secs = self.config.ended_grace.as_secs(),
                         "function containers without a faas.installation label are left \
                          alone while they run (made by an older release or another \
-                         platform); remove them by hand once they are not needed (ended ones are \
-                         removed 10 minutes after their end)"
+                         platform); remove them by hand once they are not needed (ended ones \
+                         are removed ended_grace_secs after their end)"
                     );
                 }
                 false
